@@ -1,0 +1,48 @@
+"""The one clock of the project.
+
+Everything that asks "what time is it" (sending windows, audit stamps,
+retention) asks here, so tests can set the time. Times are Asia/Shanghai.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+_frozen: dt.datetime | None = None
+
+
+def now() -> dt.datetime:
+    """Current time, timezone-aware, in Asia/Shanghai.
+
+    ``QZ_FAKE_NOW`` (ISO 8601) in the environment, or :func:`set_now`, fixes it.
+    """
+    if _frozen is not None:
+        return _frozen
+    fake = os.environ.get("QZ_FAKE_NOW")
+    if fake:
+        value = dt.datetime.fromisoformat(fake)
+        return value.replace(tzinfo=SHANGHAI) if value.tzinfo is None else value.astimezone(SHANGHAI)
+    return dt.datetime.now(SHANGHAI)
+
+
+def today() -> dt.date:
+    return now().date()
+
+
+def set_now(value: dt.datetime | None) -> None:
+    """Freeze the clock at ``value`` (naive means Asia/Shanghai); ``None`` unfreezes."""
+    global _frozen
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=SHANGHAI)
+    _frozen = value.astimezone(SHANGHAI) if value is not None else None
+
+
+def cycle_date_of(logical_date: dt.datetime) -> dt.date:
+    """The cycle date of a DAG run: its logical date seen in Asia/Shanghai."""
+    if logical_date.tzinfo is None:
+        logical_date = logical_date.replace(tzinfo=dt.timezone.utc)
+    return logical_date.astimezone(SHANGHAI).date()

@@ -1,0 +1,103 @@
+"""Tables the project owns in ``marketing_db``.
+
+``mkt_segment_snapshot`` and ``mkt_contact`` are read by HQ reporting and keep
+the columns of ``datamart.md``; the rest are the project's own. Tables are
+created with ``create_all`` (idempotent); later changes add columns through
+small, named migrations in :func:`ensure_schema`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+# One row per segmented customer per cycle. Extra columns beyond the contract
+# (status, M0 values, bundle state) are what targeting and HQ reports need
+# without going back to the data mart.
+mkt_segment_snapshot = sa.Table(
+    "mkt_segment_snapshot",
+    metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("stability_type", sa.String(2), nullable=False),
+    sa.Column("spend_tier", sa.SmallInteger, nullable=False),
+    sa.Column("voice_tier", sa.SmallInteger, nullable=False),
+    sa.Column("data_tier", sa.SmallInteger, nullable=False),
+    sa.Column("tenure_tier", sa.SmallInteger, nullable=False),
+    sa.Column("market_segment", sa.String(16)),
+    sa.Column("segment_code", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("tenure_months", sa.Integer, nullable=False),
+    sa.Column("spend_m0", sa.Float, nullable=False),
+    sa.Column("voice_m0", sa.Float, nullable=False),
+    sa.Column("data_m0", sa.Float, nullable=False),
+    sa.Column("bundle_kind", sa.String(4)),  # 'hard', 'soft' or null: strongest active bundle at D
+)
+
+# What each stage of a cycle did: counts only (never customer data), read by
+# the README summary, HQ's report and the next issues' volume checks.
+mkt_cycle_stage = sa.Table(
+    "mkt_cycle_stage",
+    metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("stage", sa.String(32), primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+
+# The contact history (营销轨迹): one row per offer made. contact_id is a
+# deterministic hash (never the number itself), so re-runs produce the same ids.
+# status vocabulary (see docs/contact-status.md once the sender lands):
+#   planned -> queued -> submitted -> delivered | undelivered
+#   held_out (control), skipped (blocked at send time, e.g. opt-out), called, ...
+mkt_contact = sa.Table(
+    "mkt_contact",
+    metadata,
+    sa.Column("contact_id", sa.String(32), primary_key=True),
+    sa.Column("cycle_date", sa.Date, nullable=False),
+    sa.Column("msisdn", sa.String(11), nullable=False),
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("campaign_code", sa.String(16), nullable=False),
+    sa.Column("product_code", sa.String(32)),
+    sa.Column("variant", sa.String(8)),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("segment_code", sa.String(16)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("responded_at", sa.DateTime(timezone=True)),
+    sa.Column("response", sa.String(32)),
+    sa.Column("converted_at", sa.DateTime(timezone=True)),
+    sa.Column("order_id", sa.String(24)),
+    sa.Column("agent_id", sa.String(16)),
+)
+# datamart.md: at most one row per (cycle_date, msisdn) for the daily channels.
+sa.Index(
+    "ux_mkt_contact_daily", mkt_contact.c.cycle_date, mkt_contact.c.msisdn, unique=True,
+    sqlite_where=mkt_contact.c.channel.in_(["sms", "call", "control"]),
+    postgresql_where=mkt_contact.c.channel.in_(["sms", "call", "control"]),
+)
+sa.Index("ix_mkt_contact_msisdn", mkt_contact.c.msisdn, mkt_contact.c.created_at)
+
+# Customers who opted out through this system (SMS reply TD, or a call-centre
+# refusal with "do not call again"). Permanent; checked before every submit.
+mkt_opt_out = sa.Table(
+    "mkt_opt_out",
+    metadata,
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("opted_out_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # 'sms_reply' | 'call_outcome'
+    sa.Column("detail", sa.Text),
+)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the project's tables (and indexes) if missing."""
+    metadata.create_all(engine, checkfirst=True)
