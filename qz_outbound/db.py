@@ -144,11 +144,11 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Any)
                     copy.write(chunk)
     else:
         placeholders = ", ".join("?" for _ in columns)
-        data = frame.itertuples(index=False, name=None) if frame is not None else rows
         if frame is not None:
-            # numpy scalars are not sqlite3 types; object arrays with None keep NULLs
-            data = (tuple(None if (v is None or v != v) else (v.item() if hasattr(v, "item") else v)
-                          for v in row) for row in data)
+            # Python objects for sqlite3 (numpy scalars are not bindable); NaN/NA become NULL
+            data = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+        else:
+            data = rows
         cur = dbapi.cursor()
         cur.executemany(f"insert into {table} ({cols}) values ({placeholders})", data)
         cur.close()

@@ -1,0 +1,7 @@
+{#- Dialect pieces for PostgreSQL. Each macro has a twin of the same name in sqlite.sql. -#}
+{% macro date_param(name) %}cast(:{{ name }} as date){% endmacro %}
+{% macro year(expr) %}cast(extract(year from {{ expr }}) as integer){% endmacro %}
+{% macro month(expr) %}cast(extract(month from {{ expr }}) as integer){% endmacro %}
+{% macro day(expr) %}cast(extract(day from {{ expr }}) as integer){% endmacro %}
+{% macro pad2(expr) %}lpad(cast({{ expr }} as text), 2, '0'){% endmacro %}
+{% macro as_real(expr) %}cast({{ expr }} as double precision){% endmacro %}

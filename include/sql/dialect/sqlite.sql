@@ -1,0 +1,8 @@
+{#- Dialect pieces for SQLite. Each macro has a twin of the same name in postgresql.sql.
+    Dates are stored as ISO text ('YYYY-MM-DD'), so date parts are substrings. -#}
+{% macro date_param(name) %}:{{ name }}{% endmacro %}
+{% macro year(expr) %}cast(substr({{ expr }}, 1, 4) as integer){% endmacro %}
+{% macro month(expr) %}cast(substr({{ expr }}, 6, 2) as integer){% endmacro %}
+{% macro day(expr) %}cast(substr({{ expr }}, 9, 2) as integer){% endmacro %}
+{% macro pad2(expr) %}substr('0' || ({{ expr }}), -2){% endmacro %}
+{% macro as_real(expr) %}cast({{ expr }} as real){% endmacro %}

@@ -1,0 +1,130 @@
+{#-
+  Stock-customer segmentation (存量客户细分), exactly per spec/segmentation.md.
+  Runs inside the data mart; its rows land in marketing_db.mkt_segment_snapshot.
+
+  Context: cfg (qz_outbound.segmentation.SegmentationConfig), src (table prefix),
+  dialect. Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month, d_day.
+
+  Change rules are written without division: with s = M1 + M2 (base = s / 2),
+  change <= t  <=>  2*M0 - (1 + t)*s <= 0   when s > 0.
+  `eps` absorbs binary floating point on SQLite (REAL); it is far below the
+  granularity of real inputs (money has 2 decimals), so boundaries are exact.
+  When the base is 0 the change is +inf (M0 > 0) or 0, and the comparison with
+  the threshold is decided here, at render time.
+-#}
+{% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% set eps = '0.0000001' %}
+{% set dims = cfg.stability.dimension_priority %}
+{% macro change_le(x, t) -%}
+(case when {{ x }}_s > 0 then 2 * {{ x }}_m0 - {{ 1 + t }} * {{ x }}_s <= {{ eps }}
+      else {{ 'false' if dialect == 'postgresql' else '0' }}{% if t >= 0 %} or {{ x }}_m0 <= 0{% endif %} end)
+{%- endmacro %}
+{% macro change_ge(x, t) -%}
+(case when {{ x }}_s > 0 then 2 * {{ x }}_m0 - {{ 1 + t }} * {{ x }}_s >= -{{ eps }}
+      else {{ x }}_m0 > 0{% if t <= 0 %} or {{ x }}_m0 <= 0{% endif %} end)
+{%- endmacro %}
+{% macro tier(expr, boundaries, zero_tier) -%}
+case
+  {%- if zero_tier %}
+  when {{ expr }} <= 0 then 0
+  {%- endif %}
+  {%- for b in boundaries | reverse %}
+  when {{ expr }} >= {{ b }} then {{ boundaries | length + 1 - loop.index0 }}
+  {%- endfor %}
+  else 1
+end
+{%- endmacro %}
+with usage_by_month as (
+    -- one row per customer with the three months side by side; a missing month is 0
+    select
+        msisdn,
+        {%- for x, col in [('spend', 'spend_yuan'), ('voice', 'voice_minutes'), ('data', 'data_mb')] %}
+        sum(case when month = {{ d.date_param('m0') }} then {{ col }} else 0 end) as {{ x }}_m0,
+        sum(case when month = {{ d.date_param('m0') }} then 0 else {{ col }} end) as {{ x }}_s{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ src }}usage_monthly
+    where month >= {{ d.date_param('m2') }}
+      and month <= {{ d.date_param('m0') }}
+    group by msisdn
+),
+
+active_bundle as (
+    -- strongest bundle active at D: hard beats soft
+    select
+        msisdn,
+        max(case when bundle_kind = 'hard' then 2 else 1 end) as strength
+    from {{ src }}bundle
+    where start_date <= {{ d.date_param('d') }}
+      and (end_date is null or end_date >= {{ d.date_param('d') }})
+    group by msisdn
+),
+
+customer as (
+    select
+        s.msisdn,
+        s.county_code,
+        s.status,
+        s.market_segment,
+        s.open_date >= {{ d.date_param('m2') }} as is_new,
+        (:d_year - {{ d.year('s.open_date') }}) * 12
+            + (:d_month - {{ d.month('s.open_date') }})
+            - (case when :d_day < {{ d.day('s.open_date') }} then 1 else 0 end) as tenure_months,
+        {%- for x in ['spend', 'voice', 'data'] %}
+        coalesce(u.{{ x }}_m0, 0) as {{ x }}_m0,
+        coalesce(u.{{ x }}_s, 0) as {{ x }}_s,
+        {%- endfor %}
+        b.strength as bundle_strength
+    from {{ src }}subscriber as s
+    left join usage_by_month as u
+        on u.msisdn = s.msisdn
+    left join active_bundle as b
+        on b.msisdn = s.msisdn
+    where s.status <> 'cancelled'
+      and s.open_date <= {{ d.date_param('d') }}
+),
+
+typed as (
+    select
+        customer.*,
+        case
+            when is_new then '0'
+            when status in ({% for st in cfg.stability.pre_churn_statuses %}'{{ st }}'{{ ', ' if not loop.last }}{% endfor %})
+                or (spend_m0 <= 0 and voice_m0 <= 0 and data_m0 <= 0) then '5'
+            {%- for x in dims %}
+            when {{ change_le(x, cfg.stability.warning_change) }} then '4{{ cfg.dimension_digit(x) }}'
+            {%- endfor %}
+            when {% for x in dims %}{{ change_le(x, cfg.stability.declining_change) }}{{ ' or ' if not loop.last }}{% endfor %} then '3'
+            {%- for x in dims %}
+            when {{ change_ge(x, cfg.stability.rising_change) }} then '2{{ cfg.dimension_digit(x) }}'
+            {%- endfor %}
+            else '1'
+        end as stability_type,
+        {{ tier('spend_m0', cfg.tiers.spend.boundaries, cfg.tiers.spend.zero_tier) }} as spend_tier,
+        {{ tier('voice_m0', cfg.tiers.voice.boundaries, cfg.tiers.voice.zero_tier) }} as voice_tier,
+        {{ tier('data_m0', cfg.tiers.data.boundaries, cfg.tiers.data.zero_tier) }} as data_tier,
+        {{ tier('tenure_months', cfg.tiers.tenure.boundaries, false) }} as tenure_tier
+    from customer
+)
+
+select
+    {{ d.date_param('d') }} as cycle_date,
+    msisdn,
+    county_code,
+    stability_type,
+    spend_tier,
+    voice_tier,
+    data_tier,
+    tenure_tier,
+    market_segment,
+    stability_type
+        || '-P' || {{ d.pad2('spend_tier') }}
+        || 'V' || {{ d.pad2('voice_tier') }}
+        || 'D' || {{ d.pad2('data_tier') }}
+        || 'T' || {{ d.pad2('tenure_tier') }} as segment_code,
+    status,
+    tenure_months,
+    {{ d.as_real('spend_m0') }} as spend_m0,
+    {{ d.as_real('voice_m0') }} as voice_m0,
+    {{ d.as_real('data_m0') }} as data_m0,
+    case bundle_strength when 2 then 'hard' when 1 then 'soft' end as bundle_kind
+from typed

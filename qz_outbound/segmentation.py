@@ -1,0 +1,159 @@
+"""Stock-customer segmentation (存量客户细分).
+
+The rules live in ``include/sql/segment_customers.sql`` (one definition for
+SQLite and PostgreSQL) and their numbers in ``config/segmentation.yaml``. This
+module loads the config, works out the cycle's months, and lands the result in
+``marketing_db.mkt_segment_snapshot``, replacing the cycle's rows atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import sqlalchemy as sa
+from pydantic import field_validator, model_validator
+from sqlalchemy.engine import Engine
+
+from qz_outbound import clock, config, db, schema
+
+log = logging.getLogger(__name__)
+
+Dimension = Literal["spend", "voice", "data"]
+SNAPSHOT_COLUMNS = [c.name for c in schema.mkt_segment_snapshot.columns]
+STABILITY_TYPES = ["0", "1", "21", "22", "23", "3", "41", "42", "43", "5"]
+STATUSES = ("active", "suspended", "pre_cancel", "cancelled")
+
+
+class StabilityRules(config.StrictModel):
+    dimension_priority: list[Dimension]
+    warning_change: Decimal
+    declining_change: Decimal
+    rising_change: Decimal
+    pre_churn_statuses: list[Literal["suspended", "pre_cancel", "active"]]
+
+    @field_validator("dimension_priority")
+    @classmethod
+    def _all_three_once(cls, v: list[str]) -> list[str]:
+        if sorted(v) != ["data", "spend", "voice"]:
+            raise ValueError("must list spend, voice and data, each once")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "StabilityRules":
+        if not (self.warning_change < self.declining_change < 0 < self.rising_change):
+            raise ValueError("need warning_change < declining_change < 0 < rising_change")
+        if self.warning_change <= -1:
+            raise ValueError("warning_change must be above -1 (a fall of 100% or more never happens)")
+        return self
+
+
+class TierRule(config.StrictModel):
+    boundaries: list[Decimal]
+    zero_tier: bool = False
+
+    @field_validator("boundaries")
+    @classmethod
+    def _increasing(cls, v: list[Decimal]) -> list[Decimal]:
+        if not v:
+            raise ValueError("needs at least one boundary")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError("boundaries must be strictly increasing")
+        if v[0] <= 0:
+            raise ValueError("boundaries must be positive")
+        return v
+
+    def tier_of(self, value) -> int:
+        """Plain-Python reading of the tier rule (used by reports and tests)."""
+        if self.zero_tier and value <= 0:
+            return 0
+        return 1 + sum(1 for b in self.boundaries if value >= b)
+
+
+class Tiers(config.StrictModel):
+    spend: TierRule
+    voice: TierRule
+    data: TierRule
+    tenure: TierRule
+
+    @field_validator("tenure")
+    @classmethod
+    def _no_zero_tenure(cls, v: TierRule) -> TierRule:
+        if v.zero_tier:
+            raise ValueError("tenure has no zero tier")
+        return v
+
+
+class SegmentationConfig(config.StrictModel):
+    stability: StabilityRules
+    tiers: Tiers
+    snapshot_retention_days: int = 35
+
+    def dimension_digit(self, dimension: str) -> str:
+        """41/42/43 and 21/22/23 name the dimension by its place in the plan: spend 1, voice 2, data 3."""
+        return {"spend": "1", "voice": "2", "data": "3"}[dimension]
+
+
+def load_config(path: Path | None = None) -> SegmentationConfig:
+    return config.load(SegmentationConfig, path or config.config_path("segmentation.yaml"))
+
+
+def month_start(d: dt.date, back: int = 0) -> dt.date:
+    """First day of the month ``back`` months before ``d``'s month."""
+    index = d.year * 12 + (d.month - 1) - back
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def cycle_months(cycle_date: dt.date) -> tuple[dt.date, dt.date, dt.date]:
+    """(M0, M1, M2): the last complete month before D's month, and the two before it."""
+    return month_start(cycle_date, 1), month_start(cycle_date, 2), month_start(cycle_date, 3)
+
+
+def query_params(cycle_date: dt.date) -> dict:
+    m0, m1, m2 = cycle_months(cycle_date)
+    return {
+        "d": cycle_date.isoformat(), "m0": m0.isoformat(), "m1": m1.isoformat(), "m2": m2.isoformat(),
+        "d_year": cycle_date.year, "d_month": cycle_date.month, "d_day": cycle_date.day,
+    }
+
+
+def segment_customers(
+    datamart: Engine, marketing: Engine, cycle_date: dt.date, cfg: SegmentationConfig | None = None
+) -> int:
+    """Segment every customer for ``cycle_date`` into ``mkt_segment_snapshot``.
+
+    Idempotent: the cycle's rows are replaced in one transaction. Returns the
+    number of customers segmented.
+    """
+    cfg = cfg or load_config()
+    schema.ensure_schema(marketing)
+    started = time.monotonic()
+    n = db.land_query(
+        datamart, marketing, "segment_customers.sql", query_params(cycle_date),
+        "mkt_segment_snapshot", SNAPSHOT_COLUMNS,
+        replace_where=("cycle_date = :cycle_date", {"cycle_date": cycle_date}),
+        context={"cfg": cfg},
+    )
+    purge_old_snapshots(marketing, cycle_date, cfg.snapshot_retention_days)
+    record_stage(marketing, cycle_date, "segment", n, time.monotonic() - started)
+    return n
+
+
+def purge_old_snapshots(marketing: Engine, cycle_date: dt.date, keep_days: int) -> None:
+    cutoff = cycle_date - dt.timedelta(days=keep_days)
+    with marketing.begin() as conn:
+        conn.execute(sa.delete(schema.mkt_segment_snapshot).where(schema.mkt_segment_snapshot.c.cycle_date < cutoff))
+
+
+def record_stage(marketing: Engine, cycle_date: dt.date, stage: str, rows: int, seconds: float,
+                 detail: str | None = None) -> None:
+    """Note what a stage did (counts only) for HQ's summary; a re-run overwrites."""
+    t = schema.mkt_cycle_stage
+    with marketing.begin() as conn:
+        conn.execute(sa.delete(t).where(t.c.cycle_date == cycle_date, t.c.stage == stage))
+        conn.execute(sa.insert(t).values(cycle_date=cycle_date, stage=stage, rows=rows,
+                                         seconds=round(seconds, 3), finished_at=clock.now(), detail=detail))
