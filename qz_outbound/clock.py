@@ -45,4 +45,5 @@ def cycle_date_of(logical_date: dt.datetime) -> dt.date:
     """The cycle date of a DAG run: its logical date seen in Asia/Shanghai."""
     if logical_date.tzinfo is None:
         logical_date = logical_date.replace(tzinfo=dt.timezone.utc)
-    return logical_date.astimezone(SHANGHAI).date()
+    local = logical_date.astimezone(SHANGHAI)
+    return dt.date(local.year, local.month, local.day)  # a plain date, not pendulum's subclass

@@ -18,6 +18,7 @@ Jinja macros; the SQL that states business rules is written once.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,7 +183,9 @@ def land_query(
     def _delete(conn: Connection) -> None:
         if replace_where:
             cond, cond_params = replace_where
-            conn.execute(sa.text(f"delete from {table} where {cond}"), dict(cond_params))
+            stmt = sa.text(f"delete from {table} where {cond}").bindparams(
+                *[sa.bindparam(k, type_=sa.Date) for k, v in cond_params.items() if isinstance(v, dt.date)])
+            conn.execute(stmt, dict(cond_params))
 
     if same_database(src, dst) or (src.dialect.name == dst.dialect.name == "sqlite" and sqlite_path(src)):
         use_attach = not same_database(src, dst)

@@ -24,6 +24,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from qz_outbound import config, db
+from qz_outbound.counties import county_names
 from qz_outbound.datamart import schema
 from qz_outbound.segmentation import month_start
 
@@ -40,7 +41,7 @@ OUTLET_WORDS = {"village": "村级服务点", "grocery": "便利店", "franchise
 
 
 class DemoShape(config.StrictModel):
-    counties: dict[str, tuple[str, float]]
+    county_shares: dict[str, float]
     stability_shares: dict[str, float]
     tenure_bands: list[tuple[int, int, float]]
     status_shares: dict[str, float]
@@ -122,12 +123,16 @@ def generate(
     started = time.monotonic()
 
     schema.create_tables(engine, drop=True)
-    codes = np.array(list(shape.counties))
-    county_p = _probs(v[1] for v in shape.counties.values())
+    names = county_names()
+    unknown = sorted(set(shape.county_shares) - set(names))
+    if unknown:
+        raise ValueError(f"datamart_demo.yaml: county_shares has codes not in counties.yaml: {unknown}")
+    codes = np.array(list(shape.county_shares))
+    county_p = _probs(shape.county_shares.values())
 
     with engine.begin() as conn:
         counts.add("dim_county", db.bulk_insert(conn, "dim_county", ["county_code", "county_name"],
-                                                [(c, v[0]) for c, v in shape.counties.items()]))
+                                                [(c, names[c]) for c in codes]))
         agents = _agents(rng, shape, codes, county_p, subscribers)
         counts.add("agent", db.bulk_insert(conn, "agent", list(agents.columns), agents))
     agents_by_county = {c: g["agent_id"].to_numpy() for c, g in agents.groupby("county_code")}

@@ -1,0 +1,36 @@
+"""A cycle's summary for the person who ran it: what each stage did and where the outputs are."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from qz_outbound import reports, schema
+
+
+def print_summary(marketing: Engine, cycle_date: dt.date) -> int:
+    t = schema.mkt_cycle_stage
+    with marketing.connect() as conn:
+        stages = conn.execute(sa.select(t.c.stage, t.c.rows, t.c.seconds).where(t.c.cycle_date == cycle_date)
+                              .order_by(t.c.finished_at)).all()
+        types = conn.execute(sa.text(
+            "select stability_type, count(*) from mkt_segment_snapshot where cycle_date = :d "
+            "group by stability_type"), {"d": cycle_date.isoformat()}).all()
+    if not stages:
+        print(f"no cycle recorded for {cycle_date} in {marketing.url.render_as_string(hide_password=True)}")
+        return 1
+    print(f"cycle {cycle_date}")
+    for stage, rows, seconds in stages:
+        print(f"  {stage:<22}{rows:>12,} rows  {seconds:8.1f} s")
+    total = sum(n for _, n in types)
+    order = {k: i for i, k in enumerate(reports.TYPE_NAMES)}
+    print("  stability types:")
+    for typ, n in sorted(types, key=lambda r: order.get(r[0], 99)):
+        print(f"    {typ:>2} {reports.TYPE_NAMES.get(typ, typ):<10}{n:>10,}  {n / total:6.1%}")
+    out = reports.output_dir() / "reports" / cycle_date.isoformat()
+    print(f"  outputs: {out}/")
+    for f in sorted(out.glob("*")) if out.exists() else []:
+        print(f"    {f.name}")
+    return 0
