@@ -22,14 +22,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, CronTriggerTimetable, dag, task
 
 SEGMENT_SNAPSHOT = Asset("qz-outbound://marketing_db/mkt_segment_snapshot")
 
 
 @dag(
     dag_id="outbound_daily",
-    schedule="0 5 * * *",
+    # A trigger timetable: the run at 05:00 on 23 Nov has logical date 23 Nov, its cycle date.
+    schedule=CronTriggerTimetable("0 5 * * *", timezone="Asia/Shanghai"),
     start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
