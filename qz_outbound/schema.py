@@ -101,3 +101,6 @@ mkt_opt_out = sa.Table(
 def ensure_schema(engine: Engine) -> None:
     """Create the project's tables (and indexes) if missing."""
     metadata.create_all(engine, checkfirst=True)
+
+
+from qz_outbound.sms import schema as _sms_schema  # noqa: E402,F401

@@ -1,0 +1,370 @@
+"""What comes back from the SMSC: delivery receipts and customers' replies (MO).
+
+Every deliver_sm is written to ``sms_inbound`` and its effect applied in one
+transaction, and only after that commit is it acknowledged
+(:func:`store_and_apply`). The SMSC redelivers what was not acknowledged, so
+effects are idempotent:
+
+* a receipt finds its part by message id: as given, or read in the other base
+  (hex vs decimal), for every part of a long message (:func:`match_receipts`).
+  A receipt that matches nothing yet (its submit_sm_resp not flushed yet, or the
+  part is in doubt after a crash) stays pending and is tried again
+  (:func:`process_pending`); an in-doubt part with no id takes the receipt from
+  its handset after a grace period;
+* a reply is classified (contact-policy.md "Replies": accept, opt-out,
+  unrecognised) and matched to the latest SMS contact with that customer; an
+  opt-out goes to ``mkt_opt_out`` in the same transaction, so it is in force
+  before the deliver_sm is even acknowledged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from qz_outbound import clock
+from qz_outbound.schema import mkt_contact, mkt_opt_out
+from qz_outbound.sms.outbox import (
+    ACCEPTED, DELIVERED, IN_DOUBT, UNDELIVERED, chunks, message_id_keys, normalise_msisdn, recompute_messages,
+)
+from qz_outbound.sms.render import decode_short_message
+from qz_outbound.sms.schema import sms_inbound, sms_outbox, sms_part
+from qz_outbound.sms.settings import RepliesConfig
+
+log = logging.getLogger(__name__)
+
+# contact-policy.md "Replies": fixed; config may only add words.
+ACCEPT_WORDS = ("1", "Y", "是", "好")
+OPT_OUT_WORDS = ("TD", "T", "N", "R", "0000", "退订", "取消")
+
+# SMPP message_state (TLV 0x0427) -> the receipt text's stat word
+MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
+                  6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
+FINAL_UNDELIVERED = {"EXPIRED", "DELETED", "UNDELIV", "UNKNOWN", "REJECTD"}
+
+_ID_RE = re.compile(r"\bid:(\S+)", re.IGNORECASE)
+_STAT_RE = re.compile(r"\bstat:(\w+)", re.IGNORECASE)
+
+
+def classify_reply(text: str, replies: RepliesConfig | None = None) -> str:
+    """``accept``, ``opt_out`` or ``unrecognised`` for a reply text.
+
+    Trimmed, any case, full-width forms folded (ＴＤ and １ count as TD and 1).
+    """
+    word = unicodedata.normalize("NFKC", text or "").strip().upper()
+    accept = set(ACCEPT_WORDS) | {w.strip().upper() for w in (replies.extra_accept if replies else [])}
+    opt_out = set(OPT_OUT_WORDS) | {w.strip().upper() for w in (replies.extra_opt_out if replies else [])}
+    if word in opt_out:
+        return "opt_out"
+    if word in accept:
+        return "accept"
+    return "unrecognised"
+
+
+@dataclass
+class Inbound:
+    kind: str                 # 'receipt' | 'reply'
+    source_addr: str
+    dest_addr: str
+    esm_class: int
+    data_coding: int
+    body: str
+    receipted_id: str | None = None
+    receipt_stat: str | None = None
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.rstrip(b"\x00").decode("latin-1")
+    return str(value)
+
+
+def parse_deliver_sm(pdu) -> Inbound:
+    """Receipt or reply from a smpplib deliver_sm (``unknown`` when it cannot be read: kept, for a person)."""
+    try:
+        return _parse(pdu)
+    except Exception as exc:  # never lose a deliver_sm to a parsing bug
+        return Inbound("unknown", _text(getattr(pdu, "source_addr", "")), _text(getattr(pdu, "destination_addr", "")),
+                       0, 0, f"unparsed: {type(exc).__name__}")
+
+
+def _parse(pdu) -> Inbound:
+    esm = int(pdu.esm_class or 0)
+    dc = int(pdu.data_coding or 0)
+    payload = pdu.short_message or getattr(pdu, "message_payload", None) or b""
+    is_receipt = bool(esm & 0x04) or bool(esm & 0x20)
+    if is_receipt:
+        body = _text(payload)
+        rid = _text(getattr(pdu, "receipted_message_id", None)).strip() or None
+        m = _ID_RE.search(body)
+        text_id = m.group(1) if m else None
+        state = getattr(pdu, "message_state", None)
+        stat = MESSAGE_STATES.get(int(state)) if state is not None else None
+        if stat is None:
+            s = _STAT_RE.search(body)
+            stat = s.group(1).upper()[:8] if s else None
+        return Inbound("receipt", _text(pdu.source_addr), _text(pdu.destination_addr), esm, dc, body,
+                       rid or text_id, stat)
+    return Inbound("reply", _text(pdu.source_addr), _text(pdu.destination_addr), esm, dc,
+                   decode_short_message(bytes(payload), dc, esm))
+
+
+def _candidate_values(ident: str) -> set[str]:
+    dec, hexv = message_id_keys(ident)
+    return {v for v in (dec, hexv) if v is not None}
+
+
+def match_receipts(conn: Connection, rows: list, in_doubt_grace: float) -> dict[int, tuple[str, int] | str]:
+    """inbound_id -> (contact_id, part_no), or 'ambiguous'; receipts not in the result matched nothing."""
+    ids: set[str] = set()
+    values: set[str] = set()
+    wanted = {}
+    for r in rows:
+        idents = {r.receipted_id} if r.receipted_id else set()
+        m = _ID_RE.search(r.body or "")
+        if m:
+            idents.add(m.group(1))
+        wanted[r.inbound_id] = idents
+        for ident in idents:
+            ids.add(ident)
+            values |= _candidate_values(ident)
+    found = []
+    id_list, val_list = list(ids), list(values)
+    for batch in chunks(id_list, 300):
+        found += conn.execute(_part_lookup().where(sms_part.c.message_id.in_(batch))).all()
+    for batch in chunks(val_list, 300):
+        found += conn.execute(_part_lookup().where(sa.or_(sms_part.c.mid_dec.in_(batch),
+                                                          sms_part.c.mid_hex.in_(batch)))).all()
+    by_raw: dict[str, list] = {}
+    by_dec: dict[str, list] = {}
+    by_hex: dict[str, list] = {}
+    seen = set()
+    for p in found:
+        key = (p.contact_id, p.part_no)
+        if key in seen:
+            continue
+        seen.add(key)
+        by_raw.setdefault(p.message_id, []).append(p)
+        if p.mid_dec:
+            by_dec.setdefault(p.mid_dec, []).append(p)
+        if p.mid_hex:
+            by_hex.setdefault(p.mid_hex, []).append(p)
+
+    result: dict[int, tuple[str, int] | str] = {}
+    unmatched = []
+    for r in rows:
+        msisdn = normalise_msisdn(r.source_addr)
+        best = None
+        for ident in wanted[r.inbound_id]:
+            dec, hexv = message_id_keys(ident)
+            # same text first, then the same number in the same base, then in the other base
+            tiers = [by_raw.get(ident, []),
+                     (by_dec.get(dec, []) if dec else []) + (by_hex.get(hexv, []) if hexv else []),
+                     (by_hex.get(dec, []) if dec else []) + (by_dec.get(hexv, []) if hexv else [])]
+            for cands in tiers:
+                cands = list({(c.contact_id, c.part_no): c for c in cands}.values())
+                if len(cands) > 1 and msisdn:
+                    same = [c for c in cands if c.msisdn == msisdn]
+                    cands = same or cands
+                if len(cands) == 1:
+                    best = (cands[0].contact_id, cands[0].part_no)
+                    break
+                if len(cands) > 1:
+                    best = "ambiguous"
+                    break
+            if best:
+                break
+        if best:
+            result[r.inbound_id] = best
+        else:
+            unmatched.append(r)
+
+    # In-doubt parts (a crash lost the submit_sm_resp) have no id: the receipt from
+    # their handset settles them, once a live sender has had time to record its ids.
+    now = clock.now()
+    ripe = [r for r in unmatched if (now - _aware(r.received_at)).total_seconds() >= in_doubt_grace]
+    if ripe:
+        numbers = list({normalise_msisdn(r.source_addr) for r in ripe})
+        doubt: dict[str, list] = {}
+        for batch in chunks(numbers):
+            for p in conn.execute(
+                sa.select(sms_part.c.contact_id, sms_part.c.part_no, sms_outbox.c.msisdn)
+                .join(sms_outbox, sms_outbox.c.contact_id == sms_part.c.contact_id)
+                .where(sms_outbox.c.msisdn.in_(batch), sms_part.c.state == IN_DOUBT, sms_part.c.message_id.is_(None))
+                .order_by(sms_outbox.c.queued_at.desc(), sms_part.c.contact_id, sms_part.c.part_no)
+            ):
+                doubt.setdefault(p.msisdn, []).append((p.contact_id, p.part_no))
+        for r in ripe:
+            queue = doubt.get(normalise_msisdn(r.source_addr))
+            if queue:
+                result[r.inbound_id] = ("doubt",) + queue.pop(0)
+    return result
+
+
+def _part_lookup():
+    return (sa.select(sms_part.c.contact_id, sms_part.c.part_no, sms_part.c.message_id, sms_part.c.mid_dec,
+                      sms_part.c.mid_hex, sms_part.c.state, sms_outbox.c.msisdn)
+            .join(sms_outbox, sms_outbox.c.contact_id == sms_part.c.contact_id))
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=clock.SHANGHAI) if value.tzinfo is None else value
+
+
+def _apply_receipts(conn: Connection, rows: list, in_doubt_grace: float, give_up_hours: float) -> dict[str, int]:
+    counts = {"matched": 0, "ambiguous": 0, "unmatched": 0}
+    if not rows:
+        return counts
+    matches = match_receipts(conn, rows, in_doubt_grace)
+    now = clock.now()
+    part_updates, inbound_updates, touched = [], [], set()
+    for r in rows:
+        m = matches.get(r.inbound_id)
+        if m is None:
+            if (now - _aware(r.received_at)).total_seconds() > give_up_hours * 3600:
+                inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="unmatched", b_cid=None, b_no=None))
+                counts["unmatched"] += 1
+            continue
+        if m == "ambiguous":
+            inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="ambiguous", b_cid=None, b_no=None))
+            counts["ambiguous"] += 1
+            continue
+        from_doubt = m[0] == "doubt"
+        cid, part_no = m[-2], m[-1]
+        stat = (r.receipt_stat or "").upper()
+        new_state = DELIVERED if stat == "DELIVRD" else UNDELIVERED if stat in FINAL_UNDELIVERED else None
+        dec, hexv = message_id_keys(r.receipted_id) if (from_doubt and r.receipted_id) else (None, None)
+        part_updates.append(dict(b_cid=cid, b_no=part_no, b_state=new_state, b_stat=stat or None,
+                                 b_at=_aware(r.received_at), b_mid=r.receipted_id if from_doubt else None,
+                                 b_dec=dec, b_hex=hexv))
+        inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="matched", b_cid=cid, b_no=part_no))
+        touched.add(cid)
+        counts["matched"] += 1
+    if part_updates:
+        conn.execute(
+            sms_part.update()
+            .where(sms_part.c.contact_id == sa.bindparam("b_cid"), sms_part.c.part_no == sa.bindparam("b_no"))
+            .values(
+                # intermediate receipts (ENROUTE, ACCEPTD) record the stat but keep the state
+                state=sa.func.coalesce(sa.bindparam("b_state", type_=sa.String), sms_part.c.state),
+                receipt_stat=sa.bindparam("b_stat"),
+                receipt_at=sa.bindparam("b_at", type_=sms_part.c.receipt_at.type),
+                message_id=sa.func.coalesce(sms_part.c.message_id, sa.bindparam("b_mid", type_=sa.String)),
+                mid_dec=sa.func.coalesce(sms_part.c.mid_dec, sa.bindparam("b_dec", type_=sa.String)),
+                mid_hex=sa.func.coalesce(sms_part.c.mid_hex, sa.bindparam("b_hex", type_=sa.String)),
+                accepted_at=sa.func.coalesce(sms_part.c.accepted_at,
+                                             sa.bindparam("b_at", type_=sms_part.c.accepted_at.type)),
+            ),
+            part_updates,
+        )
+        recompute_messages(conn, touched)
+    _mark_processed(conn, inbound_updates)
+    return counts
+
+
+def _mark_processed(conn: Connection, updates: list[dict]) -> None:
+    if updates:
+        conn.execute(
+            sms_inbound.update().where(sms_inbound.c.inbound_id == sa.bindparam("b_id"))
+            .values(processed_at=clock.now(), outcome=sa.bindparam("b_outcome"),
+                    contact_id=sa.bindparam("b_cid"), part_no=sa.bindparam("b_no")),
+            updates,
+        )
+
+
+def _apply_replies(conn: Connection, rows: list, replies: RepliesConfig | None) -> dict[str, int]:
+    counts = {"accept": 0, "opt_out": 0, "unrecognised": 0, "unmatched": 0}
+    updates = []
+    now = clock.now()
+    for r in rows:
+        msisdn = normalise_msisdn(r.source_addr)
+        kind = classify_reply(r.body, replies)
+        # the latest SMS contact with this customer that actually went out
+        contact = conn.execute(
+            sa.select(mkt_contact.c.contact_id, mkt_contact.c.response)
+            .where(mkt_contact.c.msisdn == msisdn, mkt_contact.c.channel == "sms", mkt_contact.c.sent_at.is_not(None))
+            .order_by(mkt_contact.c.sent_at.desc(), mkt_contact.c.contact_id.desc()).limit(1)
+        ).first()
+        if kind == "opt_out":
+            # for good, for every campaign, whether or not a contact matches
+            exists = conn.execute(sa.select(mkt_opt_out.c.msisdn).where(mkt_opt_out.c.msisdn == msisdn)).first()
+            if not exists and msisdn:
+                conn.execute(mkt_opt_out.insert().values(
+                    msisdn=msisdn, opted_out_at=_aware(r.received_at), source="sms_reply",
+                    detail=f"reply {unicodedata.normalize('NFKC', r.body or '').strip()[:16]!r}"
+                           + (f" to contact {contact.contact_id}" if contact else "")))
+        if contact is not None:
+            # a recognised answer wins over an unrecognised one, never the other way round
+            if kind != "unrecognised" or contact.response is None:
+                conn.execute(mkt_contact.update().where(mkt_contact.c.contact_id == contact.contact_id)
+                             .values(response=kind, responded_at=_aware(r.received_at)))
+        outcome = kind if (contact is not None or kind == "opt_out") else "unmatched"
+        counts[outcome] += 1
+        updates.append(dict(b_id=r.inbound_id, b_outcome=outcome,
+                            b_cid=contact.contact_id if contact else None, b_no=None))
+    _mark_processed(conn, updates)
+    return counts
+
+
+_PENDING_COLS = (sms_inbound.c.inbound_id, sms_inbound.c.received_at, sms_inbound.c.kind, sms_inbound.c.source_addr,
+                 sms_inbound.c.receipted_id, sms_inbound.c.receipt_stat, sms_inbound.c.body)
+
+
+def store_and_apply(conn: Connection, items: Iterable[Inbound], replies: RepliesConfig | None = None,
+                    in_doubt_grace: float = 5.0, give_up_hours: float = 72) -> dict[str, int]:
+    """Insert deliver_sm and apply their effects, inside the caller's transaction (commit, then ack)."""
+    items = list(items)
+    if not items:
+        return {}
+    now = clock.now()
+    rows = [dict(received_at=now, kind=i.kind, source_addr=i.source_addr[:32], dest_addr=i.dest_addr[:32],
+                 esm_class=i.esm_class, data_coding=i.data_coding, receipted_id=(i.receipted_id or None),
+                 receipt_stat=i.receipt_stat, body=i.body) for i in items]
+    # RETURNING gives the ids of exactly these rows on both SQLite and PostgreSQL
+    ids = [r.inbound_id for r in conn.execute(sms_inbound.insert().returning(sms_inbound.c.inbound_id), rows)]
+    new = conn.execute(sa.select(*_PENDING_COLS).where(sms_inbound.c.inbound_id.in_(ids))
+                       .order_by(sms_inbound.c.inbound_id)).all() if len(ids) <= 900 else \
+        conn.execute(sa.select(*_PENDING_COLS).where(sms_inbound.c.inbound_id >= min(ids),
+                                                     sms_inbound.c.inbound_id <= max(ids))
+                     .order_by(sms_inbound.c.inbound_id)).all()
+    counts = _apply_replies(conn, [r for r in new if r.kind == "reply"], replies)
+    _mark_processed(conn, [dict(b_id=r.inbound_id, b_outcome="unparsed", b_cid=None, b_no=None)
+                           for r in new if r.kind not in ("reply", "receipt")])
+    receipt_counts = _apply_receipts(conn, [r for r in new if r.kind == "receipt"], in_doubt_grace, give_up_hours)
+    counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
+    counts["stored"] = len(ids)
+    return counts
+
+
+def process_pending(engine: Engine, replies: RepliesConfig | None = None, in_doubt_grace: float = 5.0,
+                    give_up_hours: float = 72, limit: int = 5000) -> dict[str, int]:
+    """Try again what is stored but not applied yet (receipts that matched nothing so far)."""
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(*_PENDING_COLS).where(sms_inbound.c.processed_at.is_(None))
+                            .order_by(sms_inbound.c.inbound_id).limit(limit)).all()
+        if not rows:
+            return {}
+        counts = _apply_replies(conn, [r for r in rows if r.kind == "reply"], replies)
+        receipt_counts = _apply_receipts(conn, [r for r in rows if r.kind == "receipt"], in_doubt_grace,
+                                         give_up_hours)
+    counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
+    return counts
+
+
+def pending_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(sms_inbound)
+                           .where(sms_inbound.c.processed_at.is_(None)))
+
+
+__all__ = ["classify_reply", "parse_deliver_sm", "store_and_apply", "process_pending", "Inbound",
+           "ACCEPT_WORDS", "OPT_OUT_WORDS", "ACCEPTED"]

@@ -1,0 +1,293 @@
+"""The SMS outbox: messages recorded before they are submitted, and their states.
+
+:func:`queue_messages` renders each SMS contact's text and records the message
+and its parts (``queued``). Senders then claim messages (``sending``), and the
+state of every part and message moves as documented in
+:mod:`qz_outbound.sms.schema` and ``docs/sms-delivery.md``.
+
+The message state is always derived from its parts (:func:`derive_state`),
+by the sender while it holds the message and by the receipt processor after.
+``mkt_contact.status`` follows the message state for channel ``sms``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from qz_outbound import clock
+from qz_outbound.schema import mkt_contact, mkt_opt_out
+from qz_outbound.sms.render import SMS_TEMPLATE_DIR, RenderError, render_sms
+from qz_outbound.sms.schema import sms_outbox, sms_part
+from qz_outbound.sms.settings import SmsConfig, load_sms_config
+
+log = logging.getLogger(__name__)
+
+# Message states (sms_outbox.state), which mkt_contact.status mirrors for SMS.
+QUEUED, SENDING, SUBMITTED, DELIVERED, UNDELIVERED = "queued", "sending", "submitted", "delivered", "undelivered"
+REJECTED, SKIPPED, FAILED, IN_DOUBT = "rejected", "skipped", "failed", "in_doubt"
+# Part states (sms_part.state).
+PENDING, ACCEPTED = "pending", "accepted"
+
+_CHUNK = 500
+
+
+def chunks(seq: Sequence, size: int = _CHUNK):
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def derive_state(part_states: Iterable[str]) -> str:
+    """A message's state from its parts' states (``queued`` while any part is still to send)."""
+    states = list(part_states)
+    if not states or any(s == PENDING for s in states):
+        return QUEUED
+    if all(s == SKIPPED for s in states):
+        return SKIPPED
+    if any(s == REJECTED for s in states):
+        return REJECTED
+    if any(s == IN_DOUBT for s in states):
+        return IN_DOUBT
+    if all(s == DELIVERED for s in states):
+        return DELIVERED
+    if all(s in (DELIVERED, UNDELIVERED) for s in states):
+        return UNDELIVERED
+    return SUBMITTED
+
+
+def message_id_keys(message_id: str) -> tuple[str | None, str | None]:
+    """``(as decimal, as hexadecimal)``: the id read as a number both ways, in decimal digits.
+
+    A receipt may quote the id of submit_sm_resp in the other base (``1A2B`` vs
+    ``6699``); both readings are stored so either form finds the part.
+    """
+    raw = message_id.strip().lower()
+    dec = str(int(raw, 10)) if raw.isdigit() and len(raw) <= 40 else None
+    try:
+        hexv = str(int(raw, 16)) if raw and len(raw) <= 64 else None
+    except ValueError:
+        hexv = None
+    return dec, hexv
+
+
+def normalise_msisdn(addr: str | None) -> str:
+    """11-digit mainland number from an SMPP address (``+86``/``86``/``0086`` prefixes dropped)."""
+    digits = "".join(ch for ch in (addr or "") if ch.isdigit())
+    for prefix in ("0086", "86"):
+        if len(digits) == 11 + len(prefix) and digits.startswith(prefix):
+            return digits[len(prefix):]
+    return digits
+
+
+def mask(msisdn: str | None) -> str:
+    """138****1234, for logs."""
+    m = msisdn or ""
+    return f"{m[:3]}****{m[-4:]}" if len(m) >= 8 else "****"
+
+
+# ---------------------------------------------------------------- queueing
+
+@dataclass(frozen=True)
+class SmsToQueue:
+    """One SMS contact to render: its ``mkt_contact`` id, the template and the values."""
+
+    contact_id: str
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class QueueResult:
+    queued: int = 0
+    failed: int = 0          # the template did not render: see sms_outbox.reason
+    skipped: int = 0         # opted out already
+    already: int = 0         # in the outbox from an earlier run: left as it is
+    missing: int = 0         # no such SMS contact in mkt_contact
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def queue_messages(
+    engine: Engine,
+    messages: Iterable[SmsToQueue | Mapping[str, Any]],
+    *,
+    sms_config: SmsConfig | None = None,
+    template_dir=SMS_TEMPLATE_DIR,
+) -> QueueResult:
+    """Render and record the SMS of the given contacts (channel ``sms`` rows of ``mkt_contact``).
+
+    Idempotent: a contact already in the outbox is left untouched (a re-run
+    never re-renders, so never changes, a message that may have been sent).
+    A contact that opted out is recorded as ``skipped``; a template that does
+    not render for a customer is recorded as ``failed`` with the reason, and
+    nothing is sent for it. ``mkt_contact.status`` follows.
+    """
+    cfg = sms_config or load_sms_config()
+    items = [m if isinstance(m, SmsToQueue) else SmsToQueue(**m) for m in messages]
+    result = QueueResult()
+    now = clock.now()
+    with engine.begin() as conn:
+        for batch in chunks(items):
+            ids = [m.contact_id for m in batch]
+            contacts = {
+                r.contact_id: r for r in conn.execute(
+                    sa.select(mkt_contact.c.contact_id, mkt_contact.c.cycle_date, mkt_contact.c.county_code,
+                              mkt_contact.c.msisdn, mkt_contact.c.campaign_code)
+                    .where(mkt_contact.c.contact_id.in_(ids), mkt_contact.c.channel == "sms"))
+            }
+            existing = set(conn.scalars(sa.select(sms_outbox.c.contact_id).where(sms_outbox.c.contact_id.in_(ids))))
+            opted = set(conn.scalars(sa.select(mkt_opt_out.c.msisdn).where(
+                mkt_opt_out.c.msisdn.in_({c.msisdn for c in contacts.values()}))))
+            outbox_rows, part_rows, status_rows = [], [], []
+            for item in batch:
+                contact = contacts.get(item.contact_id)
+                if contact is None:
+                    result.missing += 1
+                    continue
+                if item.contact_id in existing:
+                    result.already += 1
+                    continue
+                existing.add(item.contact_id)
+                row = dict(contact_id=contact.contact_id, cycle_date=contact.cycle_date,
+                           county_code=contact.county_code, msisdn=contact.msisdn,
+                           campaign_code=contact.campaign_code, template=item.template,
+                           text=None, parts=0, reason=None, claim_token=None, queued_at=now,
+                           submitted_at=None, done_at=None)
+                if contact.msisdn in opted:
+                    row.update(state=SKIPPED, reason="opt_out")
+                    result.skipped += 1
+                else:
+                    try:
+                        sms = render_sms(item.template, item.context, cfg.message, template_dir)
+                    except RenderError as exc:
+                        row.update(state=FAILED, reason=f"render_error: {exc.reason}")
+                        result.failed += 1
+                    else:
+                        row.update(state=QUEUED, text=sms.text, parts=len(sms.parts))
+                        part_rows += [
+                            dict(contact_id=contact.contact_id, part_no=i, esm_class=sms.esm_class,
+                                 data_coding=sms.data_coding, payload=payload, state=PENDING, attempts=0)
+                            for i, payload in enumerate(sms.parts, start=1)
+                        ]
+                        result.queued += 1
+                outbox_rows.append(row)
+                status_rows.append(dict(b_id=contact.contact_id, b_status=row["state"]))
+            if outbox_rows:
+                conn.execute(sms_outbox.insert(), outbox_rows)
+            if part_rows:
+                conn.execute(sms_part.insert(), part_rows)
+            if status_rows:
+                conn.execute(
+                    mkt_contact.update().where(mkt_contact.c.contact_id == sa.bindparam("b_id"))
+                    .values(status=sa.bindparam("b_status")),
+                    status_rows,
+                )
+    log.info("queued SMS: %s", result.as_dict())
+    return result
+
+
+# ---------------------------------------------------------------- opt-out
+
+def opted_out(conn: Connection, msisdns: Iterable[str]) -> set[str]:
+    """Which of these numbers are on the opt-out list now."""
+    numbers = list(set(msisdns))
+    found: set[str] = set()
+    for batch in chunks(numbers):
+        found.update(conn.scalars(sa.select(mkt_opt_out.c.msisdn).where(mkt_opt_out.c.msisdn.in_(batch))))
+    return found
+
+
+# ---------------------------------------------------------------- state updates
+
+def set_message_states(conn: Connection, rows: list[dict], *, from_states: Sequence[str]) -> None:
+    """Write message states (``contact_id``, ``state``, ``reason``, ``submitted_at``) and mirror them.
+
+    Only rows currently in ``from_states`` change, so a later writer never
+    overwrites a state another one moved on (e.g. a receipt already processed).
+    """
+    if not rows:
+        return
+    conn.execute(
+        sms_outbox.update()
+        .where(sms_outbox.c.contact_id == sa.bindparam("b_id"), sa.or_(*[sms_outbox.c.state == st for st in from_states]))
+        .values(state=sa.bindparam("b_state"), reason=sa.bindparam("b_reason"),
+                claim_token=sa.bindparam("b_claim"),
+                submitted_at=sa.func.coalesce(sms_outbox.c.submitted_at, sa.bindparam("b_at", type_=sms_outbox.c.submitted_at.type))),
+        [dict(b_id=r["contact_id"], b_state=r["state"], b_reason=r.get("reason"), b_claim=r.get("claim_token"),
+              b_at=r.get("submitted_at")) for r in rows],
+    )
+    contact_rows = [r for r in rows if r["state"] != SENDING]
+    if contact_rows:
+        conn.execute(
+            mkt_contact.update()
+            .where(mkt_contact.c.contact_id == sa.bindparam("b_id"), sa.or_(mkt_contact.c.status == QUEUED, mkt_contact.c.status == SENDING))
+            .values(status=sa.bindparam("b_state"),
+                    sent_at=sa.func.coalesce(mkt_contact.c.sent_at, sa.bindparam("b_at", type_=mkt_contact.c.sent_at.type))),
+            [dict(b_id=r["contact_id"], b_state=r["state"], b_at=r.get("submitted_at")) for r in contact_rows],
+        )
+
+
+def recompute_messages(conn: Connection, contact_ids: Iterable[str]) -> int:
+    """After receipts: derive each message's state from its parts and write it where it moved.
+
+    Messages a sender still holds (``queued``/``sending``, or with a part still
+    pending) are left to that sender.
+    """
+    ids = list(set(contact_ids))
+    changed = 0
+    now = clock.now()
+    for batch in chunks(ids):
+        parts: dict[str, list] = {}
+        for r in conn.execute(sa.select(sms_part.c.contact_id, sms_part.c.state, sms_part.c.receipt_at,
+                                        sms_part.c.accepted_at)
+                              .where(sms_part.c.contact_id.in_(batch))):
+            parts.setdefault(r.contact_id, []).append(r)
+        current = dict(conn.execute(sa.select(sms_outbox.c.contact_id, sms_outbox.c.state)
+                                    .where(sms_outbox.c.contact_id.in_(batch))).all())
+        rows = []
+        for cid, prs in parts.items():
+            state = derive_state(p.state for p in prs)
+            if state == QUEUED or current.get(cid) in (QUEUED, SENDING, None) or current.get(cid) == state:
+                continue
+            final = state in (DELIVERED, UNDELIVERED)
+            done_at = max((p.receipt_at for p in prs if p.receipt_at), default=None) if final else None
+            sent_at = min((p.accepted_at for p in prs if p.accepted_at), default=None)
+            rows.append(dict(b_id=cid, b_state=state, b_done=done_at, b_sent=sent_at or now))
+        if not rows:
+            continue
+        changed += len(rows)
+        conn.execute(
+            sms_outbox.update().where(sms_outbox.c.contact_id == sa.bindparam("b_id"))
+            .values(state=sa.bindparam("b_state"), done_at=sa.bindparam("b_done", type_=sms_outbox.c.done_at.type),
+                    submitted_at=sa.func.coalesce(sms_outbox.c.submitted_at,
+                                                  sa.bindparam("b_sent", type_=sms_outbox.c.submitted_at.type))),
+            rows,
+        )
+        conn.execute(
+            mkt_contact.update().where(mkt_contact.c.contact_id == sa.bindparam("b_id"))
+            .values(status=sa.bindparam("b_state"),
+                    delivered_at=sa.case(
+                        (sa.bindparam("b_state") == DELIVERED, sa.bindparam("b_done", type_=mkt_contact.c.delivered_at.type)),
+                        else_=mkt_contact.c.delivered_at),
+                    sent_at=sa.func.coalesce(mkt_contact.c.sent_at,
+                                             sa.bindparam("b_sent", type_=mkt_contact.c.sent_at.type))),
+            rows,
+        )
+    return changed
+
+
+def outbox_counts(engine: Engine, county_code: str | None = None, cycle_date: dt.date | None = None) -> dict[str, int]:
+    """Messages per state (for reports and tests; counts only)."""
+    q = sa.select(sms_outbox.c.state, sa.func.count()).group_by(sms_outbox.c.state)
+    if county_code:
+        q = q.where(sms_outbox.c.county_code == county_code)
+    if cycle_date:
+        q = q.where(sms_outbox.c.cycle_date == cycle_date)
+    with engine.connect() as conn:
+        return {state: n for state, n in conn.execute(q)}

@@ -1,0 +1,95 @@
+"""The receiver: a bind that stays up around the clock for receipts and replies.
+
+It is a service of the deployment (systemd unit, container, or
+``python -m qz_outbound.sms receive``), independent of any DAG run: receipts
+come for days after a batch, replies whenever customers write. Each read
+gathers the deliver_sm available (up to ``batch_max``), stores and applies
+them in one transaction, and acknowledges them only after the commit. If the
+database is unavailable nothing is acknowledged and the bind is dropped: the
+SMSC keeps the messages and delivers them again, so a restart (or a crash)
+loses nothing. Receipts that match nothing yet are tried again every
+``retry_unmatched_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from qz_outbound.sms import inbound
+from qz_outbound.sms.link import LinkDown, SmppLink
+from qz_outbound.sms.settings import SmsConfig, SmscSettings, load_sms_config
+
+log = logging.getLogger(__name__)
+
+
+def run_receiver(
+    engine: Engine,
+    settings: SmscSettings,
+    *,
+    sms_config: SmsConfig | None = None,
+    stop: threading.Event | None = None,
+    on_bound: Callable[[], None] | None = None,
+    in_doubt_grace: float = 5.0,
+) -> dict[str, int]:
+    """Receive until ``stop`` is set (forever by default); returns counts."""
+    cfg = sms_config or load_sms_config()
+    rc = cfg.receiver
+    stop = stop or threading.Event()
+    link = SmppLink(settings, bind_mode=rc.bind_mode)
+    totals = {"stored": 0, "binds": 0}
+    last_retry = 0.0
+    while not stop.is_set():
+        try:
+            link.connect_with_backoff(give_up=float("inf"), stop=stop.is_set)
+        except LinkDown:
+            continue
+        totals["binds"] += 1
+        if on_bound:
+            on_bound()
+        try:
+            while not stop.is_set():
+                batch = []
+                pdus = list(link.read(timeout=0.2))
+                while pdus:
+                    for pdu in pdus:
+                        if pdu.command == "deliver_sm":
+                            batch.append(pdu)
+                        elif not link.handle_control(pdu):
+                            log.debug("ignored %s", pdu.command)
+                    if len(batch) >= rc.batch_max:
+                        break
+                    pdus = list(link.read(timeout=0.0))
+                if batch:
+                    try:
+                        with engine.begin() as conn:
+                            counts = inbound.store_and_apply(
+                                conn, [inbound.parse_deliver_sm(p) for p in batch], cfg.replies,
+                                in_doubt_grace=in_doubt_grace, give_up_hours=rc.unmatched_give_up_hours)
+                    except SQLAlchemyError as exc:
+                        # not stored, so not acknowledged: the SMSC delivers them again
+                        log.error("could not store %d deliver_sm (%s); dropping the bind", len(batch),
+                                  type(exc).__name__)
+                        link.close()
+                        time.sleep(1.0)
+                        break
+                    link.ack_deliver(batch)
+                    totals["stored"] += counts.get("stored", 0)
+                    log.debug("stored %s", counts)
+                now = time.monotonic()
+                if now - last_retry >= rc.retry_unmatched_seconds:
+                    last_retry = now
+                    try:
+                        inbound.process_pending(engine, cfg.replies, in_doubt_grace, rc.unmatched_give_up_hours)
+                    except SQLAlchemyError as exc:
+                        log.error("retrying unmatched receipts failed (%s)", type(exc).__name__)
+                link.keep_alive()
+        except LinkDown as exc:
+            log.warning("receiver bind lost (%s); reconnecting", exc)
+    link.close(unbind=True)
+    return totals
