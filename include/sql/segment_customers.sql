@@ -7,8 +7,10 @@
 
   Change rules are written without division: with s = M1 + M2 (base = s / 2),
   change <= t  <=>  2*M0 - (1 + t)*s <= 0   when s > 0.
-  `eps` absorbs binary floating point on SQLite (REAL); it is far below the
-  granularity of real inputs (money has 2 decimals), so boundaries are exact.
+  Sums are taken in double precision on both databases (numeric aggregation is
+  several times slower on PostgreSQL); `eps` absorbs binary floating point and
+  is far below the granularity of real inputs (values with up to 4 decimals,
+  thresholds with up to 2), so boundaries stay exact.
   When the base is 0 the change is +inf (M0 > 0) or 0, and the comparison with
   the threshold is decided here, at render time.
 -#}
@@ -39,8 +41,8 @@ with usage_by_month as (
     select
         msisdn,
         {%- for x, col in [('spend', 'spend_yuan'), ('voice', 'voice_minutes'), ('data', 'data_mb')] %}
-        sum(case when month = {{ d.date_param('m0') }} then {{ col }} else 0 end) as {{ x }}_m0,
-        sum(case when month = {{ d.date_param('m0') }} then 0 else {{ col }} end) as {{ x }}_s{{ ',' if not loop.last }}
+        sum(case when month = {{ d.date_param('m0') }} then {{ d.as_real(col) }} else 0 end) as {{ x }}_m0,
+        sum(case when month = {{ d.date_param('m0') }} then 0 else {{ d.as_real(col) }} end) as {{ x }}_s{{ ',' if not loop.last }}
         {%- endfor %}
     from {{ src }}usage_monthly
     where month >= {{ d.date_param('m2') }}
@@ -123,8 +125,8 @@ select
         || 'T' || {{ d.pad2('tenure_tier') }} as segment_code,
     status,
     tenure_months,
-    {{ d.as_real('spend_m0') }} as spend_m0,
-    {{ d.as_real('voice_m0') }} as voice_m0,
-    {{ d.as_real('data_m0') }} as data_m0,
+    spend_m0,
+    voice_m0,
+    data_m0,
     case bundle_strength when 2 then 'hard' when 1 then 'soft' end as bundle_kind
 from typed
