@@ -38,6 +38,7 @@ import itertools
 import json
 import logging
 import random
+import signal
 import struct
 import sys
 import threading
@@ -226,6 +227,10 @@ class DevSmsc:
             await self._server.stop()
         except Exception:  # pragma: no cover
             pass
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------ SMPP events
 
@@ -437,6 +442,8 @@ class DevSmsc:
 
         try:
             await asyncio.gather(client_to_server(), server_to_client())
+        except asyncio.CancelledError:
+            cut()  # the SMSC is stopping
         finally:
             self._relay_conns.discard(writer)
             self._relay_conns.discard(up_writer)
@@ -557,7 +564,10 @@ class DevSmsc:
                     return self._json(200, smsc.stats())
                 if self.path == "/messages":
                     return self._json(200, smsc.handset_messages())
-                return self._json(404, {"error": "GET /stats or /messages"})
+                if self.path == "/arrivals":
+                    with smsc._lock:
+                        return self._json(200, [s.at for s in smsc.submits])
+                return self._json(404, {"error": "GET /stats, /messages or /arrivals"})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -637,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
                           drop_after=args.drop_after)
     smsc = DevSmsc(port=args.port, http_port=args.http_port, system_id=args.system_id, behaviour=behaviour,
                    fault_relay=not args.no_relay).start()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(json.dumps({"smpp_port": smsc.port, "http_port": smsc.http_port}), flush=True)
     try:
         while True:

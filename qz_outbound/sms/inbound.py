@@ -139,11 +139,11 @@ def match_receipts(conn: Connection, rows: list, in_doubt_grace: float) -> dict[
             values |= _candidate_values(ident)
     found = []
     id_list, val_list = list(ids), list(values)
-    for batch in chunks(id_list, 300):
-        found += conn.execute(_part_lookup().where(sms_part.c.message_id.in_(batch))).all()
-    for batch in chunks(val_list, 300):
-        found += conn.execute(_part_lookup().where(sa.or_(sms_part.c.mid_dec.in_(batch),
-                                                          sms_part.c.mid_hex.in_(batch)))).all()
+    for i in range(0, max(len(id_list), len(val_list)), 300):
+        id_part, val_part = id_list[i:i + 300], val_list[i:i + 300]
+        found += conn.execute(_part_lookup().where(sa.or_(
+            sms_part.c.message_id.in_(id_part), sms_part.c.mid_dec.in_(val_part),
+            sms_part.c.mid_hex.in_(val_part)))).all()
     by_raw: dict[str, list] = {}
     by_dec: dict[str, list] = {}
     by_hex: dict[str, list] = {}
@@ -320,8 +320,15 @@ _PENDING_COLS = (sms_inbound.c.inbound_id, sms_inbound.c.received_at, sms_inboun
 
 
 def store_and_apply(conn: Connection, items: Iterable[Inbound], replies: RepliesConfig | None = None,
-                    in_doubt_grace: float = 5.0, give_up_hours: float = 72) -> dict[str, int]:
-    """Insert deliver_sm and apply their effects, inside the caller's transaction (commit, then ack)."""
+                    apply_receipts: bool = False, in_doubt_grace: float = 5.0,
+                    give_up_hours: float = 72) -> dict[str, int]:
+    """Insert deliver_sm inside the caller's transaction (commit, then acknowledge).
+
+    Replies take effect in the same transaction (an opt-out is in force before
+    the deliver_sm is acknowledged). Receipts are matched here too with
+    ``apply_receipts``; otherwise by the next :func:`process_pending`, in larger
+    batches (the receiver does that every fraction of a second).
+    """
     items = list(items)
     if not items:
         return {}
@@ -329,35 +336,52 @@ def store_and_apply(conn: Connection, items: Iterable[Inbound], replies: Replies
     rows = [dict(received_at=now, kind=i.kind, source_addr=i.source_addr[:32], dest_addr=i.dest_addr[:32],
                  esm_class=i.esm_class, data_coding=i.data_coding, receipted_id=(i.receipted_id or None),
                  receipt_stat=i.receipt_stat, body=i.body) for i in items]
-    # RETURNING gives the ids of exactly these rows on both SQLite and PostgreSQL
-    ids = [r.inbound_id for r in conn.execute(sms_inbound.insert().returning(sms_inbound.c.inbound_id), rows)]
-    new = conn.execute(sa.select(*_PENDING_COLS).where(sms_inbound.c.inbound_id.in_(ids))
-                       .order_by(sms_inbound.c.inbound_id)).all() if len(ids) <= 900 else \
-        conn.execute(sa.select(*_PENDING_COLS).where(sms_inbound.c.inbound_id >= min(ids),
-                                                     sms_inbound.c.inbound_id <= max(ids))
-                     .order_by(sms_inbound.c.inbound_id)).all()
+    # RETURNING gives the ids of these rows, in order, on SQLite and PostgreSQL
+    ids = [r.inbound_id for r in conn.execute(
+        sms_inbound.insert().returning(sms_inbound.c.inbound_id, sort_by_parameter_order=True), rows)]
+    new = [_Row(inbound_id=i, **{k: r[k] for k in _ROW_FIELDS}) for i, r in zip(ids, rows)]
     counts = _apply_replies(conn, [r for r in new if r.kind == "reply"], replies)
     _mark_processed(conn, [dict(b_id=r.inbound_id, b_outcome="unparsed", b_cid=None, b_no=None)
                            for r in new if r.kind not in ("reply", "receipt")])
-    receipt_counts = _apply_receipts(conn, [r for r in new if r.kind == "receipt"], in_doubt_grace, give_up_hours)
-    counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
+    if apply_receipts:
+        receipt_counts = _apply_receipts(conn, [r for r in new if r.kind == "receipt"], in_doubt_grace,
+                                         give_up_hours)
+        counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
     counts["stored"] = len(ids)
     return counts
 
 
+_ROW_FIELDS = ("received_at", "kind", "source_addr", "receipted_id", "receipt_stat", "body")
+
+
+@dataclass
+class _Row:
+    inbound_id: int
+    received_at: dt.datetime
+    kind: str
+    source_addr: str
+    receipted_id: str | None
+    receipt_stat: str | None
+    body: str
+
+
 def process_pending(engine: Engine, replies: RepliesConfig | None = None, in_doubt_grace: float = 5.0,
-                    give_up_hours: float = 72, limit: int = 5000) -> dict[str, int]:
-    """Try again what is stored but not applied yet (receipts that matched nothing so far)."""
+                    give_up_hours: float = 72, after_id: int = 0, limit: int = 5000) -> tuple[dict[str, int], int]:
+    """Apply what is stored but not applied yet (new receipts, and those that matched nothing so far).
+
+    Only rows after ``after_id``; returns the counts and the highest id seen.
+    """
     with engine.begin() as conn:
-        rows = conn.execute(sa.select(*_PENDING_COLS).where(sms_inbound.c.processed_at.is_(None))
+        rows = conn.execute(sa.select(*_PENDING_COLS)
+                            .where(sms_inbound.c.processed_at.is_(None), sms_inbound.c.inbound_id > after_id)
                             .order_by(sms_inbound.c.inbound_id).limit(limit)).all()
         if not rows:
-            return {}
+            return {}, after_id
         counts = _apply_replies(conn, [r for r in rows if r.kind == "reply"], replies)
         receipt_counts = _apply_receipts(conn, [r for r in rows if r.kind == "receipt"], in_doubt_grace,
                                          give_up_hours)
     counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
-    return counts
+    return counts, rows[-1].inbound_id
 
 
 def pending_count(engine: Engine) -> int:

@@ -10,8 +10,8 @@ With workers on several hosts, use one Airflow pool slot per account instead
 
 Two rules, both checked under the lock:
 
-* pacing: a grant of ``n`` submits at time ``t`` moves the next allowed time to
-  ``t + n * (1 + margin) / rate`` (bursts of at most ``rate * burst_seconds``);
+* pacing: a grant of ``n`` submits moves the next allowed time on by
+  ``n * (1 + margin) / rate`` (bursts of at most ``rate * burst_seconds``);
 * a hard cap: the file keeps the grant time of each of the last ``rate``
   submits, and a new one is granted only if the submit ``rate`` places back was
   at least one second ago. So no one-second window ever holds more than
@@ -100,7 +100,10 @@ class RateLimiter:
                 return 0, ready_at - now
             for k in range(n):
                 _SLOT.pack_into(self._map, _HEADER.size + ((index + k) % self.capacity) * _SLOT.size, now)
-            _HEADER.pack_into(self._map, 0, _MAGIC, self.rate, self.capacity, now + n * self.interval, index + n)
+            # Schedule from the theoretical time, not from when we woke up: waking a
+            # little late must not lower the rate. Idle longer than a burst: start afresh.
+            base = next_at if now - next_at < self.burst * self.interval else now
+            _HEADER.pack_into(self._map, 0, _MAGIC, self.rate, self.capacity, base + n * self.interval, index + n)
             return n, 0.0
 
     def close(self) -> None:

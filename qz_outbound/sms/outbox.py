@@ -244,12 +244,13 @@ def recompute_messages(conn: Connection, contact_ids: Iterable[str]) -> int:
     now = clock.now()
     for batch in chunks(ids):
         parts: dict[str, list] = {}
+        current: dict[str, str] = {}
         for r in conn.execute(sa.select(sms_part.c.contact_id, sms_part.c.state, sms_part.c.receipt_at,
-                                        sms_part.c.accepted_at)
+                                        sms_part.c.accepted_at, sms_outbox.c.state.label("message_state"))
+                              .join(sms_outbox, sms_outbox.c.contact_id == sms_part.c.contact_id)
                               .where(sms_part.c.contact_id.in_(batch))):
             parts.setdefault(r.contact_id, []).append(r)
-        current = dict(conn.execute(sa.select(sms_outbox.c.contact_id, sms_outbox.c.state)
-                                    .where(sms_outbox.c.contact_id.in_(batch))).all())
+            current[r.contact_id] = r.message_state
         rows = []
         for cid, prs in parts.items():
             state = derive_state(p.state for p in prs)

@@ -43,7 +43,9 @@ def run_receiver(
     stop = stop or threading.Event()
     link = SmppLink(settings, bind_mode=rc.bind_mode)
     totals = {"stored": 0, "binds": 0}
-    last_retry = 0.0
+    last_retry = 0.0      # every pending row (receipts that matched nothing yet) tried again
+    last_new = 0.0        # new receipts applied in batches
+    seen_id = 0
     while not stop.is_set():
         try:
             link.connect_with_backoff(give_up=float("inf"), stop=stop.is_set)
@@ -69,8 +71,7 @@ def run_receiver(
                     try:
                         with engine.begin() as conn:
                             counts = inbound.store_and_apply(
-                                conn, [inbound.parse_deliver_sm(p) for p in batch], cfg.replies,
-                                in_doubt_grace=in_doubt_grace, give_up_hours=rc.unmatched_give_up_hours)
+                                conn, [inbound.parse_deliver_sm(p) for p in batch], cfg.replies)
                     except SQLAlchemyError as exc:
                         # not stored, so not acknowledged: the SMSC delivers them again
                         log.error("could not store %d deliver_sm (%s); dropping the bind", len(batch),
@@ -82,12 +83,19 @@ def run_receiver(
                     totals["stored"] += counts.get("stored", 0)
                     log.debug("stored %s", counts)
                 now = time.monotonic()
-                if now - last_retry >= rc.retry_unmatched_seconds:
-                    last_retry = now
+                retry_all = now - last_retry >= rc.retry_unmatched_seconds
+                if retry_all or (not batch and now - last_new >= 0.05) or now - last_new >= 0.25:
                     try:
-                        inbound.process_pending(engine, cfg.replies, in_doubt_grace, rc.unmatched_give_up_hours)
+                        _counts, top = inbound.process_pending(
+                            engine, cfg.replies, in_doubt_grace, rc.unmatched_give_up_hours,
+                            after_id=0 if retry_all else seen_id)
                     except SQLAlchemyError as exc:
-                        log.error("retrying unmatched receipts failed (%s)", type(exc).__name__)
+                        log.error("applying receipts failed (%s)", type(exc).__name__)
+                    else:
+                        seen_id = max(seen_id, top)
+                        last_new = now
+                        if retry_all:
+                            last_retry = now
                 link.keep_alive()
         except LinkDown as exc:
             log.warning("receiver bind lost (%s); reconnecting", exc)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import sqlalchemy as sa
-from smpplib import consts, smpp
+from smpplib import consts
 from sqlalchemy.engine import Engine
 
 from qz_outbound import clock
@@ -40,7 +40,7 @@ from qz_outbound.sms import inbound as inbound_mod
 from qz_outbound.sms import runs
 from qz_outbound.sms import window as window_mod
 from qz_outbound.sms.limiter import RateLimiter
-from qz_outbound.sms.link import LinkDown, SmppLink
+from qz_outbound.sms.link import LinkDown, SmppLink, encode_submit_sm
 from qz_outbound.sms.outbox import (
     ACCEPTED, IN_DOUBT, PENDING, QUEUED, REJECTED, SENDING, SKIPPED, derive_state, mask, message_id_keys,
     set_message_states,
@@ -147,6 +147,8 @@ class _Sender:
         self.last_throttle = 0.0
         self.pace_updated = time.monotonic()
         self._seq_counter = 0
+        self._check_conn = None
+        self.min_burst = max(1, settings.window // 4)
 
     # ------------------------------------------------------------ claiming
 
@@ -277,7 +279,7 @@ class _Sender:
                 self.last_heartbeat = now
             if inbox:
                 inbound_mod.store_and_apply(conn, [inbound_mod.parse_deliver_sm(p) for p in inbox],
-                                            self.cfg.replies)
+                                            self.cfg.replies, apply_receipts=True)
         if inbox:
             self.link.ack_deliver(inbox)  # only after the commit
         for m in dirty.messages:
@@ -400,8 +402,8 @@ class _Sender:
             while self.retry_heap and self.retry_heap[0][0] <= now:
                 self.queue.appendleft(heapq.heappop(self.retry_heap)[2])
             free = self.s.window - len(self.outstanding)
-            if free <= 0:
-                continue
+            if free <= 0 or (free < self.min_burst and self.outstanding):
+                continue  # coalesce: fewer, larger writes and opt-out checks
             if len(self.queue) < free and not self.exhausted:
                 self.claim()
             if not self.queue:
@@ -429,8 +431,9 @@ class _Sender:
                 self.pace_next = time.monotonic() + granted / self.pace
 
     def _idle_timeout(self, now: float, stop_sending: bool) -> float:
-        if stop_sending or len(self.outstanding) >= self.s.window:
-            return 0.05
+        free = self.s.window - len(self.outstanding)
+        if stop_sending or free <= 0 or (free < self.min_burst and self.outstanding):
+            return 0.05  # woken by the next response
         ready_at = None
         if self.queue:
             ready_at = max(now, self.pause_until, self.pace_next if self.pace < self.s.rate else now)
@@ -442,6 +445,16 @@ class _Sender:
             return 0.05
         return min(0.05, max(0.0, ready_at - now))
 
+    def _opted_out(self, msisdns: set[str]) -> set[str]:
+        """The opt-out list as committed right now (one query on a connection kept open)."""
+        if self._check_conn is None:
+            self._check_conn = self.engine.connect()
+        try:
+            return set(self._check_conn.scalars(
+                sa.select(mkt_opt_out.c.msisdn).where(mkt_opt_out.c.msisdn.in_(list(msisdns)))))
+        finally:
+            self._check_conn.rollback()  # end the snapshot: the next check sees newer opt-outs
+
     def send_burst(self, n: int) -> None:
         burst: list[_Part] = []
         while self.queue and len(burst) < n:
@@ -449,8 +462,7 @@ class _Sender:
         # the opt-out list, re-read for every customer whose first part is about to leave
         fresh = {self.messages[p.contact_id].msisdn for p in burst if not self.messages[p.contact_id].started}
         if fresh:
-            with self.engine.connect() as conn:
-                opted = set(conn.scalars(sa.select(mkt_opt_out.c.msisdn).where(mkt_opt_out.c.msisdn.in_(list(fresh)))))
+            opted = self._opted_out(fresh)
             if opted:
                 dropped = {p.contact_id for p in burst
                            if self.messages[p.contact_id].msisdn in opted and not self.messages[p.contact_id].started}
@@ -469,27 +481,24 @@ class _Sender:
                 log.info("opt-out in force mid-batch: %d messages skipped", len(dropped))
         if not burst:
             return
-        pdus, lines = [], []
+        frames, seqs, lines = [], [], []
         for part in burst:
             msg = self.messages[part.contact_id]
-            pdu = smpp.make_pdu(
-                "submit_sm", client=self.link.client,
-                source_addr_ton=self.s.source_addr_ton, source_addr_npi=self.s.source_addr_npi,
-                source_addr=self.s.source_addr,
-                dest_addr_ton=self.s.dest_addr_ton, dest_addr_npi=self.s.dest_addr_npi,
-                destination_addr=msg.msisdn,
+            seq = self.link.client.next_sequence()
+            frames.append(encode_submit_sm(
+                seq, source_addr=self.s.source_addr, destination_addr=msg.msisdn, short_message=part.payload,
                 esm_class=part.esm_class, data_coding=part.data_coding,
                 registered_delivery=self.s.registered_delivery,
-                short_message=part.payload,
-            )
-            pdus.append(pdu)
-            lines.append(f"W\t{part.contact_id}\t{part.part_no}\t{pdu.sequence}")
+                source_addr_ton=self.s.source_addr_ton, source_addr_npi=self.s.source_addr_npi,
+                dest_addr_ton=self.s.dest_addr_ton, dest_addr_npi=self.s.dest_addr_npi))
+            seqs.append(seq)
+            lines.append(f"W\t{part.contact_id}\t{part.part_no}\t{seq}")
         # the journal first: after a crash, a part with no W line was never sent
         self.run.journal.write_now(lines)
-        data = b"".join(p.generate() for p in pdus)
+        data = b"".join(frames)
         now = time.monotonic()
-        for part, pdu in zip(burst, pdus):
-            self.outstanding[pdu.sequence] = (part, now)
+        for part, seq in zip(burst, seqs):
+            self.outstanding[seq] = (part, now)
             self.messages[part.contact_id].started = True
         try:
             self.link.send_raw(data)
@@ -510,6 +519,8 @@ class _Sender:
         try:
             self.flush(force=True)
         finally:
+            if self._check_conn is not None:
+                self._check_conn.close()
             if self.link.connected:
                 self.link.close(unbind=True)
 

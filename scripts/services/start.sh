@@ -94,6 +94,9 @@ port = $QZ_JASMIN_SMPPCM_PORT
 log_privacy = True
 [dlr]
 log_privacy = True
+# a receipt may overtake the submit_sm_resp bookkeeping: look it up again soon
+dlr_lookup_retry_delay = 1
+dlr_lookup_max_retries = 5
 [amqp-broker]
 host = 127.0.0.1
 port = $QZ_RABBITMQ_PORT
