@@ -149,6 +149,8 @@ class DevSmsc:
         self._outq: dict[str, asyncio.Queue] = {}
         self._relay_conns: set = set()
         self._submit_counter = 0
+        self._unanswered: collections.Counter = collections.Counter()   # per session
+        self.max_unanswered = 0                                        # the window a client used
         self._drop_mark: int | None = None
         self._lock = threading.RLock()  # predicates of wait_for() call the accessors
         self._cond = threading.Condition(self._lock)
@@ -276,6 +278,8 @@ class DevSmsc:
                 self._accepted_times.append(now)
         with self._cond:
             self.submits.append(sub)
+            self._unanswered[ev.session_id] += 1
+            self.max_unanswered = max(self.max_unanswered, self._unanswered[ev.session_id])
             self._cond.notify_all()
         if b.response_delay > 0:
             asyncio.ensure_future(self._answer_later(ev, sub, b.response_delay))
@@ -287,6 +291,8 @@ class DevSmsc:
         self._answer(ev, sub)
 
     def _answer(self, ev, sub: Submit) -> None:
+        with self._lock:
+            self._unanswered[sub.session_id] -= 1
         if sub.status == "throttled":
             ev.reject(smpp34.ESME_RTHROTTLED)
             return
@@ -540,7 +546,8 @@ class DevSmsc:
                         delivered=len(self.delivered),
                         receipts_acked=sum(1 for d in self.delivered if d["esm_class"] & 0x04),
                         replies_acked=sum(1 for d in self.delivered if not d["esm_class"] & 0x04),
-                        binds=len(self.binds), sessions=len(self._sessions))
+                        binds=len(self.binds), sessions=len(self._sessions),
+                        max_unanswered=self.max_unanswered)
 
     # ------------------------------------------------------------ HTTP control
 

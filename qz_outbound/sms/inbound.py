@@ -123,8 +123,12 @@ def _candidate_values(ident: str) -> set[str]:
     return {v for v in (dec, hexv) if v is not None}
 
 
-def match_receipts(conn: Connection, rows: list, in_doubt_grace: float) -> dict[int, tuple[str, int] | str]:
-    """inbound_id -> (contact_id, part_no), or 'ambiguous'; receipts not in the result matched nothing."""
+def match_receipts(conn: Connection, rows: list, ripe: set[int] | None = None) -> dict[int, tuple[str, int] | str]:
+    """inbound_id -> (contact_id, part_no), or 'ambiguous'; receipts not in the result matched nothing.
+
+    ``ripe``: receipts that already matched nothing for a while (the receiver
+    times that); only those may settle an in-doubt part by the handset number.
+    """
     ids: set[str] = set()
     values: set[str] = set()
     wanted = {}
@@ -190,10 +194,9 @@ def match_receipts(conn: Connection, rows: list, in_doubt_grace: float) -> dict[
 
     # In-doubt parts (a crash lost the submit_sm_resp) have no id: the receipt from
     # their handset settles them, once a live sender has had time to record its ids.
-    now = clock.now()
-    ripe = [r for r in unmatched if (now - _aware(r.received_at)).total_seconds() >= in_doubt_grace]
-    if ripe:
-        numbers = list({normalise_msisdn(r.source_addr) for r in ripe})
+    ripe_rows = [r for r in unmatched if ripe and r.inbound_id in ripe]
+    if ripe_rows:
+        numbers = list({normalise_msisdn(r.source_addr) for r in ripe_rows})
         doubt: dict[str, list] = {}
         for batch in chunks(numbers):
             for p in conn.execute(
@@ -203,7 +206,7 @@ def match_receipts(conn: Connection, rows: list, in_doubt_grace: float) -> dict[
                 .order_by(sms_outbox.c.queued_at.desc(), sms_part.c.contact_id, sms_part.c.part_no)
             ):
                 doubt.setdefault(p.msisdn, []).append((p.contact_id, p.part_no))
-        for r in ripe:
+        for r in ripe_rows:
             queue = doubt.get(normalise_msisdn(r.source_addr))
             if queue:
                 result[r.inbound_id] = ("doubt",) + queue.pop(0)
@@ -220,11 +223,12 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=clock.SHANGHAI) if value.tzinfo is None else value
 
 
-def _apply_receipts(conn: Connection, rows: list, in_doubt_grace: float, give_up_hours: float) -> dict[str, int]:
+def _apply_receipts(conn: Connection, rows: list, ripe: set[int] | None, give_up_hours: float,
+                    still_unmatched: list[int] | None = None) -> dict[str, int]:
     counts = {"matched": 0, "ambiguous": 0, "unmatched": 0}
     if not rows:
         return counts
-    matches = match_receipts(conn, rows, in_doubt_grace)
+    matches = match_receipts(conn, rows, ripe)
     now = clock.now()
     part_updates, inbound_updates, touched = [], [], set()
     for r in rows:
@@ -233,6 +237,8 @@ def _apply_receipts(conn: Connection, rows: list, in_doubt_grace: float, give_up
             if (now - _aware(r.received_at)).total_seconds() > give_up_hours * 3600:
                 inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="unmatched", b_cid=None, b_no=None))
                 counts["unmatched"] += 1
+            elif still_unmatched is not None:
+                still_unmatched.append(r.inbound_id)
             continue
         if m == "ambiguous":
             inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="ambiguous", b_cid=None, b_no=None))
@@ -320,8 +326,7 @@ _PENDING_COLS = (sms_inbound.c.inbound_id, sms_inbound.c.received_at, sms_inboun
 
 
 def store_and_apply(conn: Connection, items: Iterable[Inbound], replies: RepliesConfig | None = None,
-                    apply_receipts: bool = False, in_doubt_grace: float = 5.0,
-                    give_up_hours: float = 72) -> dict[str, int]:
+                    apply_receipts: bool = False, give_up_hours: float = 72) -> dict[str, int]:
     """Insert deliver_sm inside the caller's transaction (commit, then acknowledge).
 
     Replies take effect in the same transaction (an opt-out is in force before
@@ -344,8 +349,7 @@ def store_and_apply(conn: Connection, items: Iterable[Inbound], replies: Replies
     _mark_processed(conn, [dict(b_id=r.inbound_id, b_outcome="unparsed", b_cid=None, b_no=None)
                            for r in new if r.kind not in ("reply", "receipt")])
     if apply_receipts:
-        receipt_counts = _apply_receipts(conn, [r for r in new if r.kind == "receipt"], in_doubt_grace,
-                                         give_up_hours)
+        receipt_counts = _apply_receipts(conn, [r for r in new if r.kind == "receipt"], None, give_up_hours)
         counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
     counts["stored"] = len(ids)
     return counts
@@ -365,23 +369,26 @@ class _Row:
     body: str
 
 
-def process_pending(engine: Engine, replies: RepliesConfig | None = None, in_doubt_grace: float = 5.0,
-                    give_up_hours: float = 72, after_id: int = 0, limit: int = 5000) -> tuple[dict[str, int], int]:
+def process_pending(engine: Engine, replies: RepliesConfig | None = None, ripe: set[int] | None = None,
+                    give_up_hours: float = 72, after_id: int = 0, limit: int = 5000,
+                    ) -> tuple[dict[str, int], int, list[int]]:
     """Apply what is stored but not applied yet (new receipts, and those that matched nothing so far).
 
-    Only rows after ``after_id``; returns the counts and the highest id seen.
+    Only rows after ``after_id``; ``ripe`` as in :func:`match_receipts`.
+    Returns the counts, the highest id seen and the ids still unmatched.
     """
+    still: list[int] = []
     with engine.begin() as conn:
         rows = conn.execute(sa.select(*_PENDING_COLS)
                             .where(sms_inbound.c.processed_at.is_(None), sms_inbound.c.inbound_id > after_id)
                             .order_by(sms_inbound.c.inbound_id).limit(limit)).all()
         if not rows:
-            return {}, after_id
+            return {}, after_id, still
         counts = _apply_replies(conn, [r for r in rows if r.kind == "reply"], replies)
-        receipt_counts = _apply_receipts(conn, [r for r in rows if r.kind == "receipt"], in_doubt_grace,
-                                         give_up_hours)
+        receipt_counts = _apply_receipts(conn, [r for r in rows if r.kind == "receipt"], ripe, give_up_hours,
+                                         still)
     counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
-    return counts, rows[-1].inbound_id
+    return counts, rows[-1].inbound_id, still
 
 
 def pending_count(engine: Engine) -> int:

@@ -14,8 +14,9 @@ Two rules, both checked under the lock:
   ``n * (1 + margin) / rate`` (bursts of at most ``rate * burst_seconds``);
 * a hard cap: the file keeps the grant time of each of the last ``rate``
   submits, and a new one is granted only if the submit ``rate`` places back was
-  at least one second ago. So no one-second window ever holds more than
-  ``rate`` submits, whatever the processes do.
+  at least ``1 + margin`` seconds ago. So no one-second window ever holds more
+  than ``rate`` submits, whatever the processes do, even when a submit leaves
+  up to ``margin`` seconds after its grant.
 
 Times are ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for all processes
 of a boot). The window 08:00-20:00 uses the project clock, not this one.
@@ -47,6 +48,9 @@ class RateLimiter:
         self.rate = float(rate)
         self.capacity = max(1, int(math.floor(rate)))       # the hard cap per second
         self.interval = (1.0 + margin) / rate
+        # the hard cap holds over a second stretched by the margin, so a submit that
+        # leaves a few milliseconds after its grant still cannot crowd a second
+        self.span = 1.0 + margin
         self.burst = max(1, int(rate * burst_seconds))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -87,17 +91,22 @@ class RateLimiter:
         for i in range(self.capacity):
             _SLOT.pack_into(self._map, _HEADER.size + i * _SLOT.size, stamp)
 
-    def try_acquire(self, n: int) -> tuple[int, float]:
-        """Take up to ``n`` submits now: ``(granted, 0.0)``, or ``(0, seconds to wait)``."""
+    def try_acquire(self, n: int, dry_run: bool = False) -> tuple[int, float]:
+        """Take up to ``n`` submits now: ``(granted, 0.0)``, or ``(0, seconds to wait)``.
+
+        ``dry_run`` only tells how many could be had now, taking nothing.
+        """
         n = max(1, min(n, self.burst, self.capacity))
         with self._locked():
             _magic, _rate, _cap, next_at, index = _HEADER.unpack_from(self._map, 0)
             now = time.monotonic()
             # the grant time of the submit `capacity` places before the last one we would take
             oldest = _SLOT.unpack_from(self._map, _HEADER.size + ((index + n - 1) % self.capacity) * _SLOT.size)[0]
-            ready_at = max(next_at, oldest + 1.0)
+            ready_at = max(next_at, oldest + self.span)
             if ready_at > now:
                 return 0, ready_at - now
+            if dry_run:
+                return n, 0.0
             for k in range(n):
                 _SLOT.pack_into(self._map, _HEADER.size + ((index + k) % self.capacity) * _SLOT.size, now)
             # Schedule from the theoretical time, not from when we woke up: waking a

@@ -46,6 +46,7 @@ def run_receiver(
     last_retry = 0.0      # every pending row (receipts that matched nothing yet) tried again
     last_new = 0.0        # new receipts applied in batches
     seen_id = 0
+    unmatched_since: dict[int, float] = {}   # receipts that matched nothing yet, and since when
     while not stop.is_set():
         try:
             link.connect_with_backoff(give_up=float("inf"), stop=stop.is_set)
@@ -85,9 +86,10 @@ def run_receiver(
                 now = time.monotonic()
                 retry_all = now - last_retry >= rc.retry_unmatched_seconds
                 if retry_all or (not batch and now - last_new >= 0.05) or now - last_new >= 0.25:
+                    ripe = {i for i, since in unmatched_since.items() if now - since >= in_doubt_grace}
                     try:
-                        _counts, top = inbound.process_pending(
-                            engine, cfg.replies, in_doubt_grace, rc.unmatched_give_up_hours,
+                        _counts, top, still = inbound.process_pending(
+                            engine, cfg.replies, ripe, rc.unmatched_give_up_hours,
                             after_id=0 if retry_all else seen_id)
                     except SQLAlchemyError as exc:
                         log.error("applying receipts failed (%s)", type(exc).__name__)
@@ -96,6 +98,10 @@ def run_receiver(
                         last_new = now
                         if retry_all:
                             last_retry = now
+                            unmatched_since = {i: unmatched_since.get(i, now) for i in still}
+                        else:
+                            for i in still:
+                                unmatched_since.setdefault(i, now)
                 link.keep_alive()
         except LinkDown as exc:
             log.warning("receiver bind lost (%s); reconnecting", exc)

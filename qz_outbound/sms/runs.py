@@ -51,6 +51,7 @@ class Run:
     county_code: str
     cycle_date: dt.date
     journal: journal_mod.Journal
+    settled_dead_runs: int = 0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -83,6 +84,7 @@ def start_run(engine: Engine, county_code: str, cycle_date: dt.date, state_dir: 
     for row in live:
         if not _is_dead(row, lease_seconds):
             raise SenderBusy(f"a sender for county {county_code} is already running (pid {row.pid} on {row.host})")
+    for row in live:
         settle_dead_run(engine, row)
     token = uuid.uuid4().hex
     path = Path(state_dir) / "journal" / f"{county_code}-{token}.log"
@@ -95,7 +97,8 @@ def start_run(engine: Engine, county_code: str, cycle_date: dt.date, state_dir: 
                 heartbeat_at=now, live=1))
     except IntegrityError as exc:
         raise SenderBusy(f"a sender for county {county_code} started at the same time") from exc
-    return Run(token=token, county_code=county_code, cycle_date=cycle_date, journal=journal_mod.Journal(path, token))
+    return Run(token=token, county_code=county_code, cycle_date=cycle_date, journal=journal_mod.Journal(path, token),
+               settled_dead_runs=len(live))
 
 
 def heartbeat(conn, token: str) -> None:

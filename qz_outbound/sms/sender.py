@@ -92,6 +92,7 @@ class _Part:
     data_coding: int
     state: str
     attempts: int = 0
+    written_at: dt.datetime | None = None    # the project clock when it was last written
 
 
 @dataclass
@@ -306,7 +307,7 @@ class _Sender:
                 msg = self.messages[part.contact_id]
                 msg.first_accepted_at = msg.first_accepted_at or now
                 self._set_part(part, ACCEPTED, message_id=mid or None, mid_dec=dec, mid_hex=hexv,
-                               accepted_at=now, submitted_at=now)
+                               accepted_at=now, submitted_at=part.written_at)
             elif status in RETRY_STATUSES and pdu.command == "submit_sm_resp":
                 part.attempts += 1
                 self.result.throttled += 1
@@ -350,7 +351,7 @@ class _Sender:
         """Everything outstanding may or may not have reached the SMSC: in doubt, never resent."""
         n = len(self.outstanding)
         for part, _sent in list(self.outstanding.values()):
-            self._set_part(part, IN_DOUBT, submitted_at=clock.now())
+            self._set_part(part, IN_DOUBT, submitted_at=part.written_at)
         self.outstanding.clear()
         self.inbox.clear()  # not acked: the SMSC delivers them again
         log.warning("SMSC link lost (%s): %d parts in flight are in doubt", why, n)
@@ -417,18 +418,20 @@ class _Sender:
                 if now < self.pace_next:
                     continue
                 want = min(want, max(1, int(self.pace * self.s.burst_seconds)))
-            granted, _wait = self.limiter.try_acquire(want)
-            if not granted:
+            possible, wait = self.limiter.try_acquire(want, dry_run=True)
+            if not possible:
                 # sleep on the socket until the limiter's slot (responses still handled)
                 try:
-                    for pdu in self.link.read(timeout=min(_wait, 0.05)):
+                    for pdu in self.link.read(timeout=min(wait, 0.05)):
                         self.handle(pdu)
                 except LinkDown:
                     pass  # noticed on the next turn
                 continue
-            self.send_burst(granted)
-            if self.pace < self.s.rate:
-                self.pace_next = time.monotonic() + granted / self.pace
+            written = self.send_burst(possible)
+            if written is None:
+                continue  # the window closed at submit time: handled at the top of the loop
+            if self.pace < self.s.rate and written:
+                self.pace_next = time.monotonic() + written / self.pace
 
     def _idle_timeout(self, now: float, stop_sending: bool) -> float:
         free = self.s.window - len(self.outstanding)
@@ -455,7 +458,16 @@ class _Sender:
         finally:
             self._check_conn.rollback()  # end the snapshot: the next check sees newer opt-outs
 
-    def send_burst(self, n: int) -> None:
+    def send_burst(self, n: int) -> int | None:
+        """Write up to ``n`` parts; returns how many, or None when the window turned out closed.
+
+        Order matters: the opt-out check (a query) comes first, then the rate
+        limiter's grant, then the journal and the write at once, so a submit
+        leaves right after its grant.
+        """
+        at = clock.now()
+        if not window_mod.is_open(self.cfg.sending_hours, at):
+            return None
         burst: list[_Part] = []
         while self.queue and len(burst) < n:
             burst.append(self.queue.popleft())
@@ -480,7 +492,13 @@ class _Sender:
                 self.queue = collections.deque(p for p in self.queue if p.contact_id not in dropped)
                 log.info("opt-out in force mid-batch: %d messages skipped", len(dropped))
         if not burst:
-            return
+            return 0
+        granted, _wait = self.limiter.try_acquire(len(burst))
+        if granted < len(burst):
+            self.queue.extendleft(reversed(burst[granted:]))
+            burst = burst[:granted]
+        if not burst:
+            return 0
         frames, seqs, lines = [], [], []
         for part in burst:
             msg = self.messages[part.contact_id]
@@ -499,6 +517,7 @@ class _Sender:
         now = time.monotonic()
         for part, seq in zip(burst, seqs):
             self.outstanding[seq] = (part, now)
+            part.written_at = at
             self.messages[part.contact_id].started = True
         try:
             self.link.send_raw(data)
@@ -507,10 +526,11 @@ class _Sender:
             self.flush(force=True)
             self.result.reconnects += 1
             self.link.connect_with_backoff()
-            return
+            return len(burst)
         self.result.parts_written += len(burst)
         if self.on_burst:
             self.on_burst(len(burst))
+        return len(burst)
 
     def shutdown(self) -> None:
         """Parts claimed but never written go back to the queue (finish_run); unbind politely."""
@@ -557,6 +577,7 @@ def send_batch(
     state_dir = smsc_settings.state_path()
     run = runs.start_run(engine, county_code, cycle_date, state_dir,
                          lease_seconds=max(300.0, smsc_settings.response_timeout * 4))
+    result.settled_dead_runs = run.settled_dead_runs
     limiter = RateLimiter.for_account(state_dir, smsc_settings.limiter_key, smsc_settings.rate,
                                       smsc_settings.rate_margin, smsc_settings.burst_seconds)
     sender = _Sender(engine, county_code, cycle_date, smsc_settings, cfg, limiter, run, result,

@@ -66,7 +66,7 @@ class SenderDefaults(StrictModel):
     reconnect_max: float = Field(30, gt=0)
     reconnect_give_up: float = Field(600, gt=0)
     throttle_max_attempts: int = Field(50, ge=1)
-    rate_margin: float = Field(0.005, ge=0, lt=0.5)
+    rate_margin: float = Field(0.015, ge=0, lt=0.5)
     burst_seconds: float = Field(0.02, gt=0, le=1)
     state_dir: str = "var/sms"
 
@@ -125,7 +125,7 @@ class SmscSettings(BaseModel):
     reconnect_max: float = 30
     reconnect_give_up: float = 600
     throttle_max_attempts: int = 50
-    rate_margin: float = 0.005
+    rate_margin: float = 0.015
     burst_seconds: float = 0.02
     state_dir: str = "var/sms"
 

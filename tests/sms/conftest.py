@@ -1,0 +1,66 @@
+"""Fixtures for the SMS suite: real SMPP peers, real databases, the project clock.
+
+* the development SMSC runs in a thread of the test process on 127.0.0.1
+  (``smsc``), or as a subprocess where a test kills things;
+* databases are real: a fresh SQLite file, and a fresh PostgreSQL database on
+  the server of ``QZ_TEST_PG_URL`` (the suite's conftest starts it; a missing
+  server fails the run, it never skips);
+* the clock is frozen at 10:00 Asia/Shanghai unless a test moves it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+
+from qz_outbound import clock
+from qz_outbound.db import make_engine
+from qz_outbound.schema import ensure_schema
+from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+
+
+@pytest.fixture(autouse=True)
+def _clock_and_state(tmp_path, monkeypatch):
+    clock.set_now(dt.datetime(2026, 11, 23, 10, 0))
+    monkeypatch.setenv("QZ_SMS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("QZ_FAKE_NOW", "2026-11-23T10:00:00")   # for subprocesses
+    yield
+    clock.set_now(None)
+
+
+def _sqlite(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'marketing.db'}")
+    ensure_schema(engine)
+    return engine
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    engine = _sqlite(tmp_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    """The marketing database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        eng = _sqlite(tmp_path)
+    else:
+        assert os.environ.get("QZ_TEST_PG_URL"), "QZ_TEST_PG_URL is not set: the PostgreSQL tests cannot run"
+        url = request.getfixturevalue("pg_database_factory")("qz_sms")
+        eng = make_engine(url)
+        ensure_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def smsc():
+    server = DevSmsc(behaviour=Behaviour(), seed=7).start()
+    yield server
+    server.stop()
+
+

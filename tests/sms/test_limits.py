@@ -1,0 +1,90 @@
+"""The rate limiter and the sending window on their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+
+from qz_outbound import clock
+from qz_outbound.sms import window
+from qz_outbound.sms.limiter import RateLimiter
+from qz_outbound.sms.settings import SendingHours, load_sms_config
+
+
+def max_in_one_second(times: list[float]) -> int:
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - 1.0:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def test_smsc_rate_never_exceeded_by_limiters_sharing_the_account(tmp_path):
+    """Two limiters on one file (as two county tasks): never more than `rate` grants in any second."""
+    rate, grants, lock = 50, [], threading.Lock()
+    stop_at = time.monotonic() + 2.5
+
+    def worker():
+        lim = RateLimiter(tmp_path / "acct.bin", rate, margin=0.0, burst_seconds=0.1)
+        while time.monotonic() < stop_at:
+            n, wait = lim.try_acquire(5)
+            if n:
+                now = time.monotonic()
+                with lock:
+                    grants.extend([now] * n)
+            else:
+                time.sleep(min(wait, 0.01))
+        lim.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max_in_one_second(grants) <= rate
+    assert len(grants) >= rate * 2.5 * 0.9        # and it is not idle either
+
+
+def test_limiter_paces_to_the_contract(tmp_path):
+    lim = RateLimiter(tmp_path / "acct.bin", 200, margin=0.01, burst_seconds=0.02)
+    got, start = 0, time.monotonic()
+    while time.monotonic() - start < 1.5:
+        n, wait = lim.try_acquire(10)
+        got += n
+        if not n:
+            time.sleep(wait)
+    rate = got / (time.monotonic() - start)
+    assert 190 <= rate <= 200
+
+
+@pytest.mark.parametrize("at, open_", [
+    ("07:59:59", False), ("08:00:00", True), ("12:00:00", True), ("19:59:59", True), ("20:00:00", False),
+    ("23:30:00", False), ("00:00:00", False),
+])
+def test_no_sms_outside_sending_hours_window_rule(at, open_):
+    hours = load_sms_config().sending_hours
+    moment = dt.datetime.fromisoformat(f"2026-11-23T{at}").replace(tzinfo=clock.SHANGHAI)
+    assert window.is_open(hours, moment) is open_
+    # the same instant written in UTC is the same answer: the window is Asia/Shanghai
+    assert window.is_open(hours, moment.astimezone(dt.timezone.utc)) is open_
+
+
+def test_next_opening_is_the_next_0800():
+    hours = load_sms_config().sending_hours
+    late = dt.datetime(2026, 11, 23, 20, 0, tzinfo=clock.SHANGHAI)
+    assert window.next_opening(hours, late) == dt.datetime(2026, 11, 24, 8, 0, tzinfo=clock.SHANGHAI)
+    early = dt.datetime(2026, 11, 23, 6, 0, tzinfo=clock.SHANGHAI)
+    assert window.next_opening(hours, early) == dt.datetime(2026, 11, 23, 8, 0, tzinfo=clock.SHANGHAI)
+
+
+def test_configuration_cannot_widen_the_window():
+    with pytest.raises(ValueError):
+        SendingHours(start=dt.time(7, 0), end=dt.time(20, 0))
+    with pytest.raises(ValueError):
+        SendingHours(start=dt.time(8, 0), end=dt.time(21, 0))
+    assert SendingHours(start=dt.time(9, 0), end=dt.time(18, 0)).end == dt.time(18, 0)
