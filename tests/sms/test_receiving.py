@@ -1,0 +1,124 @@
+"""Receipts and replies: stored before acknowledged, matched in every form, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import sqlalchemy as sa
+
+from qz_outbound.schema import ensure_schema, mkt_contact, mkt_opt_out
+from qz_outbound.sms import send_batch
+from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.sms.schema import sms_inbound, sms_part
+
+from sms_support import (
+    COUNTY, CYCLE, account, cli, db_url, make_contacts, msisdn, part_states, receiver, settings, states,
+    wait_until,
+)
+
+LONG = dict(county_name="晋江市", product_name="千兆融合套餐", speed_mbps=1000, months_free=3, hall_name="晋江青阳营业厅")
+
+
+@pytest.mark.parametrize("id_format, receipt_form", [("hex", "decimal"), ("decimal", "hex"), ("hex", "same")])
+def test_receipts_with_hex_and_decimal_ids_all_match(engine, id_format, receipt_form):
+    """Show: the SMSC quotes ids in the other base in its receipts; every part of every message matches."""
+    with DevSmsc(behaviour=Behaviour(id_format=id_format, receipt_id_form=receipt_form)) as server:
+        conn = account(server)
+        make_contacts(engine, 20, template="demo_broadband_bundle", context=LONG)   # two parts each
+        make_contacts(engine, 20, start=100)                                       # one part each
+        with receiver(engine, conn):
+            send_batch(engine, CYCLE, COUNTY, settings(conn))
+            assert wait_until(lambda: states(engine).get("delivered", 0) == 40), states(engine)
+        accepted = server.accepted()
+    assert len(accepted) == 60
+    if id_format == "decimal":
+        assert all(s.message_id.isdigit() for s in accepted)
+    else:
+        assert any(not s.message_id.isdigit() for s in accepted)   # real hex ids, letters included
+    assert part_states(engine) == {"delivered": 60}
+    with engine.connect() as c:
+        outcomes = dict(c.execute(sa.select(sms_inbound.c.outcome, sa.func.count()).group_by(sms_inbound.c.outcome)).all())
+        quoted = set(c.scalars(sa.select(sms_inbound.c.receipted_id)))
+        ours = set(c.scalars(sa.select(sms_part.c.message_id)))
+        delivered_at = c.scalar(sa.select(sa.func.count()).select_from(mkt_contact)
+                                .where(mkt_contact.c.status == "delivered", mkt_contact.c.delivered_at.is_not(None)))
+    assert outcomes == {"matched": 60}
+    assert delivered_at == 40
+    if receipt_form != "same":
+        assert quoted.isdisjoint(ours)       # the receipts really quoted the ids in the other form
+
+
+def test_undelivered_receipts_are_final_states(sqlite_engine):
+    with DevSmsc(behaviour=Behaviour(delivery_rate=0.0, fail_states=("EXPIRED",))) as server:
+        conn = account(server)
+        make_contacts(sqlite_engine, 5)
+        with receiver(sqlite_engine, conn):
+            send_batch(sqlite_engine, CYCLE, COUNTY, settings(conn))
+            assert wait_until(lambda: states(sqlite_engine).get("undelivered", 0) == 5)
+    with sqlite_engine.connect() as c:
+        assert set(c.scalars(sa.select(sms_part.c.receipt_stat))) == {"EXPIRED"}
+
+
+def test_restart_the_receiver_while_receipts_flow_none_lost(engine):
+    """Show: kill -9 the receiver mid-stream and start it again: every receipt arrives and matches."""
+    n = 400
+    with DevSmsc(behaviour=Behaviour(receipt_delay=0.3)) as server:
+        conn = account(server, rate=400, window=20)
+        make_contacts(engine, n)
+        recv = cli("receive", "--db", db_url(engine), "--smsc", __import__("json").dumps(conn),
+                   "--in-doubt-grace", "0.3")
+        assert recv.stdout.readline().strip() == "receiver bound"
+        send_batch(engine, CYCLE, COUNTY, settings(conn))
+        assert server.wait_for(lambda s: s.stats()["receipts_acked"] >= 60, 30)
+        os.kill(recv.pid, signal.SIGKILL)
+        recv.wait(10)
+        at_kill = server.stats()["receipts_acked"]
+        assert at_kill < n, "receipts must still be flowing when the receiver dies"
+        recv = cli("receive", "--db", db_url(engine), "--smsc", __import__("json").dumps(conn))
+        assert recv.stdout.readline().strip() == "receiver bound"
+        try:
+            assert server.wait_for(lambda s: s.stats()["receipts_acked"] >= n, 60)
+            assert wait_until(lambda: states(engine).get("delivered", 0) == n, 30), states(engine)
+        finally:
+            recv.send_signal(signal.SIGTERM)
+            recv.wait(20)
+    with engine.connect() as c:
+        stored = c.scalar(sa.select(sa.func.count(sa.distinct(sms_inbound.c.receipted_id))))
+    assert stored == n
+
+
+def test_replies_are_recorded_and_an_opt_out_is_for_good(sqlite_engine, smsc):
+    conn = account(smsc)
+    make_contacts(sqlite_engine, 4)
+    with receiver(sqlite_engine, conn):
+        send_batch(sqlite_engine, CYCLE, COUNTY, settings(conn))
+        for number, text in ((msisdn(0), "1"), (msisdn(1), "ＴＤ"), (msisdn(2), "什么活动？"), ("13700000000", "好")):
+            smsc.inject_mo(number, text, system_id="qz").result(20)
+    with sqlite_engine.connect() as c:
+        responses = dict(c.execute(sa.select(mkt_contact.c.msisdn, mkt_contact.c.response)
+                                   .where(mkt_contact.c.response.is_not(None))).all())
+        opted = list(c.scalars(sa.select(mkt_opt_out.c.msisdn)))
+        inbound = c.execute(sa.select(sms_inbound.c.source_addr, sms_inbound.c.outcome, sms_inbound.c.body)
+                            .where(sms_inbound.c.kind == "reply").order_by(sms_inbound.c.inbound_id)).all()
+    assert responses == {msisdn(0): "accept", msisdn(1): "opt_out", msisdn(2): "unrecognised"}
+    assert opted == [msisdn(1)]
+    assert [(r.source_addr, r.outcome) for r in inbound] == [
+        (msisdn(0), "accept"), (msisdn(1), "opt_out"), (msisdn(2), "unrecognised"), ("13700000000", "unmatched")]
+    assert inbound[2].body == "什么活动？"       # kept for a person to read
+
+
+def test_nothing_is_acknowledged_that_was_not_stored(sqlite_engine, smsc):
+    """With the inbound table gone the receiver refuses to ack; the SMSC keeps offering; nothing is lost."""
+    conn = account(smsc)
+    with receiver(sqlite_engine, conn):
+        with sqlite_engine.begin() as c:
+            c.execute(sa.text("drop table sms_inbound"))
+        fut = smsc.inject_mo(msisdn(9), "TD", system_id="qz")
+        assert smsc.wait_for(lambda s: s.binds and len(s.binds) >= 3, 20)   # bind dropped, re-bound, ...
+        assert not fut.done()
+        ensure_schema(sqlite_engine)
+        fut.result(20)
+    with sqlite_engine.connect() as c:
+        assert list(c.scalars(sa.select(mkt_opt_out.c.msisdn))) == [msisdn(9)]
