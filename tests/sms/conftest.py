@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,25 @@ def smsc():
     server.stop()
 
 
+
+
+@pytest.fixture(scope="session")
+def jasmin():
+    """Jasmin 0.11.0 with Redis and RabbitMQ, installed and started by the project's scripts.
+
+    ``scripts/services/start.sh`` is idempotent (a running stack is reused); the
+    first install takes a minute or two. A failure fails the tests: never skipped.
+    """
+    import subprocess
+
+    from qz_outbound.sms.jasmin import JasminPorts
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(["bash", str(root / "scripts/services/start.sh")], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, f"scripts/services/start.sh failed:\n{proc.stderr[-3000:]}"
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.startswith("QZ_JASMIN_"):
+            os.environ[key] = value
+    return JasminPorts.from_env()
