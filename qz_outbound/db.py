@@ -21,6 +21,7 @@ import csv
 import datetime as dt
 import io
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,28 +167,50 @@ def land_query(
     table: str,
     columns: Sequence[str],
     *,
-    replace_where: tuple[str, Mapping[str, Any]] | None = None,
+    cycle_date: dt.date | None = None,
     context: Mapping[str, Any] | None = None,
+    slices: int = 1,
     chunk_rows: int = 200_000,
 ) -> int:
     """Run the SELECT in ``include/sql/<template>`` against ``src`` and land its rows in ``dst.table``.
 
-    ``replace_where`` = (SQL condition, params) deletes the rows being replaced
-    in the same transaction, so a re-run replaces a cycle atomically: readers
-    see the old rows or the new ones, never half.
+    With ``cycle_date`` the cycle's rows are replaced atomically (readers see
+    the old rows or the new ones, never half):
+
+    * PostgreSQL: ``table`` is list-partitioned by ``cycle_date``; the rows go
+      to a stage table (written by ``slices`` concurrent statements when the
+      query runs in the same database, since PostgreSQL never parallelises the
+      SELECT of an INSERT), get their primary key, and are swapped in as the
+      cycle's partition in one transaction;
+    * SQLite: delete and insert in one transaction.
+
+    The template receives ``n_slices`` and, when slicing, the bind parameter
+    ``slice``; it must restrict every base table to that slice of customers.
     Returns the number of rows landed.
     """
     context = dict(context or {})
+    in_database = same_database(src, dst) or (src.dialect.name == dst.dialect.name == "sqlite"
+                                              and sqlite_path(src) is not None)
+    partitioned = cycle_date is not None and dst.dialect.name == "postgresql"
+    n_slices = slices if (partitioned and in_database and slices > 1) else 1
+    context["n_slices"] = n_slices
     cols = ", ".join(columns)
+    started = time.monotonic()
 
-    def _delete(conn: Connection) -> None:
-        if replace_where:
-            cond, cond_params = replace_where
-            stmt = sa.text(f"delete from {table} where {cond}").bindparams(
-                *[sa.bindparam(k, type_=sa.Date) for k, v in cond_params.items() if isinstance(v, dt.date)])
-            conn.execute(stmt, dict(cond_params))
-
-    if same_database(src, dst) or (src.dialect.name == dst.dialect.name == "sqlite" and sqlite_path(src)):
+    if partitioned:
+        stage = _create_stage(dst, table, cycle_date)
+        try:
+            if in_database:
+                select_sql = render_sql(template, dst.dialect.name, **context)
+                n = _insert_slices(dst, stage, cols, select_sql, params, n_slices)
+            else:
+                n = _stream(src, dst, template, params, stage, columns, context, chunk_rows)
+            _swap_partition(dst, table, stage, cycle_date)
+        except BaseException:
+            with dst.begin() as conn:
+                conn.exec_driver_sql(f"drop table if exists {stage}")
+            raise
+    elif in_database:
         use_attach = not same_database(src, dst)
         # SQLite cannot ATTACH inside a transaction: attach first, then begin.
         with dst.connect() as conn:
@@ -197,24 +220,108 @@ def land_query(
             try:
                 select_sql = render_sql(template, dst.dialect.name, src="dm." if use_attach else "", **context)
                 with conn.begin():
-                    _delete(conn)
-                    result = conn.execute(sa.text(f"insert into {table} ({cols})\n{select_sql}"), dict(params))
-                    n = result.rowcount
+                    _delete_cycle(conn, table, cycle_date)
+                    n = conn.execute(sa.text(f"insert into {table} ({cols})\n{select_sql}"), dict(params)).rowcount
             finally:
                 if use_attach:
                     conn.exec_driver_sql("detach database dm")
-        log.info("landed %s rows into %s in-database", n, table)
-        return n
+    else:
+        n = _stream(src, dst, template, params, table, columns, context, chunk_rows, cycle_date=cycle_date)
+    log.info("landed %s rows into %s in %.1fs (%s)", n, table, time.monotonic() - started,
+             "in-database" if in_database else "streamed")
+    return n
 
-    select_sql = render_sql(template, src.dialect.name, src="", **context)
+
+def _delete_cycle(conn: Connection, table: str, cycle_date: dt.date | None) -> None:
+    if cycle_date is not None:
+        conn.execute(sa.text(f"delete from {table} where cycle_date = :d").bindparams(
+            sa.bindparam("d", type_=sa.Date)), {"d": cycle_date})
+
+
+def _stream(src, dst, template, params, table, columns, context, chunk_rows, cycle_date=None) -> int:
+    """Rows travel in chunks from one database to the other (COPY into PostgreSQL)."""
     import pandas as pd
 
+    select_sql = render_sql(template, src.dialect.name, **context)
     n = 0
     with src.connect().execution_options(stream_results=True, yield_per=chunk_rows) as sconn, dst.begin() as dconn:
-        _delete(dconn)
+        _delete_cycle(dconn, table, cycle_date)
         result = sconn.execute(sa.text(select_sql), dict(params))
         for part in result.partitions(chunk_rows):
-            frame = pd.DataFrame(part, columns=list(result.keys()))
-            n += bulk_insert(dconn, table, columns, frame)
-    log.info("landed %s rows into %s by streaming", n, table)
+            n += bulk_insert(dconn, table, columns, pd.DataFrame(part, columns=list(result.keys())))
     return n
+
+
+def partition_name(table: str, cycle_date: dt.date) -> str:
+    return f"{table}_{cycle_date:%Y%m%d}"
+
+
+def _create_stage(dst: Engine, table: str, cycle_date: dt.date) -> str:
+    stage = f"{partition_name(table, cycle_date)}_stage"
+    with dst.begin() as conn:
+        conn.exec_driver_sql(f"drop table if exists {stage}")
+        conn.exec_driver_sql(f"create table {stage} (like {table} including defaults)")
+    return stage
+
+
+def _insert_slices(dst: Engine, stage: str, cols: str, select_sql: str, params: Mapping[str, Any],
+                   n_slices: int) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(k: int) -> int:
+        with dst.begin() as conn:
+            # each slice is one serial statement; the slices are the parallelism
+            conn.exec_driver_sql("set local max_parallel_workers_per_gather = 0")
+            conn.exec_driver_sql("set local work_mem = '1GB'")
+            return conn.execute(sa.text(f"insert into {stage} ({cols})\n{select_sql}"),
+                                {**params, "slice": k}).rowcount
+
+    if n_slices == 1:
+        return one(0)
+    with ThreadPoolExecutor(max_workers=n_slices, thread_name_prefix="slice") as pool:
+        return sum(pool.map(one, range(n_slices)))
+
+
+def _swap_partition(dst: Engine, table: str, stage: str, cycle_date: dt.date) -> None:
+    """Index the stage table, then make it the cycle's partition in one transaction."""
+    part = partition_name(table, cycle_date)
+    day = cycle_date.isoformat()
+    with dst.begin() as conn:
+        key = conn.exec_driver_sql(
+            "select string_agg(a.attname, ', ' order by array_position(i.indkey, a.attnum)) "
+            "from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) "
+            f"where i.indrelid = '{table}'::regclass and i.indisprimary").scalar()
+        if key:
+            conn.exec_driver_sql(f"alter table {stage} add primary key ({key})")
+        # lets ATTACH skip its own validation scan
+        conn.exec_driver_sql(f"alter table {stage} add constraint {stage}_cycle "
+                             f"check (cycle_date is not null and cycle_date = date '{day}')")
+    with dst.begin() as conn:
+        exists = conn.exec_driver_sql(f"select to_regclass('{part}') is not null").scalar()
+        if exists:
+            conn.exec_driver_sql(f"alter table {table} detach partition {part}")
+            conn.exec_driver_sql(f"drop table {part}")
+        conn.exec_driver_sql(f"alter table {stage} rename to {part}")
+        conn.exec_driver_sql(f"alter table {table} attach partition {part} for values in ('{day}')")
+        conn.exec_driver_sql(f"alter table {part} drop constraint {stage}_cycle")
+
+
+def drop_cycles_before(engine: Engine, table: str, cutoff: dt.date) -> int:
+    """Retention: remove cycles older than ``cutoff`` (dropping partitions on PostgreSQL)."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            return conn.execute(sa.text(f"delete from {table} where cycle_date < :d").bindparams(
+                sa.bindparam("d", type_=sa.Date)), {"d": cutoff}).rowcount
+    dropped = 0
+    with engine.begin() as conn:
+        children = conn.exec_driver_sql(
+            "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+            f"where i.inhparent = '{table}'::regclass").scalars().all()
+        for name in children:
+            suffix = name.rsplit("_", 1)[-1]
+            if len(suffix) == 8 and suffix.isdigit() and dt.date(int(suffix[:4]), int(suffix[4:6]),
+                                                                 int(suffix[6:])) < cutoff:
+                conn.exec_driver_sql(f"alter table {table} detach partition {name}")
+                conn.exec_driver_sql(f"drop table {name}")
+                dropped += 1
+    return dropped

@@ -35,6 +35,10 @@ mkt_segment_snapshot = sa.Table(
     sa.Column("voice_m0", sa.Float, nullable=False),
     sa.Column("data_m0", sa.Float, nullable=False),
     sa.Column("bundle_kind", sa.String(4)),  # 'hard', 'soft' or null: strongest active bundle at D
+    sa.Column("open_date", sa.Date, nullable=False),
+    sa.Column("customer_name", sa.Text),
+    # PostgreSQL: one partition per cycle, so a re-run swaps a partition and retention drops one
+    postgresql_partition_by="LIST (cycle_date)",
 )
 
 # What each stage of a cycle did: counts only (never customer data), read by
@@ -50,6 +54,53 @@ mkt_cycle_stage = sa.Table(
     sa.Column("detail", sa.Text),
 )
 
+
+# Staged each cycle from the data mart (the exclusions and holdings targeting
+# needs), so arbitration is set work inside marketing_db whatever the data
+# mart is. Replaced whole every cycle; `cycle_date` says which cycle filled it.
+stg_exclusion = sa.Table(
+    "stg_exclusion", metadata,
+    sa.Column("cycle_date", sa.Date, nullable=False),
+    sa.Column("msisdn", sa.String(11), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # 'dnd' | 'complaint'
+)
+sa.Index("ix_stg_exclusion", stg_exclusion.c.msisdn)
+stg_holding = sa.Table(
+    "stg_holding", metadata,
+    sa.Column("cycle_date", sa.Date, nullable=False),
+    sa.Column("msisdn", sa.String(11), nullable=False),
+    sa.Column("product_code", sa.String(32), nullable=False),
+)
+sa.Index("ix_stg_holding", stg_holding.c.msisdn, stg_holding.c.product_code)
+stg_bundle_end = sa.Table(
+    "stg_bundle_end", metadata,
+    sa.Column("cycle_date", sa.Date, nullable=False),
+    sa.Column("msisdn", sa.String(11), nullable=False),
+    sa.Column("bundle_type", sa.String(16), nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+)
+sa.Index("ix_stg_bundle_end", stg_bundle_end.c.msisdn)
+
+# The cycle's target list (write-audit-publish: written here, validated, then
+# published per county into mkt_contact). One row per customer: the winning
+# offer after arbitration, with its control-group and A/B decision.
+mkt_target = sa.Table(
+    "mkt_target", metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("campaign_code", sa.String(16), nullable=False),
+    sa.Column("product_code", sa.String(32), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("stability_type", sa.String(2), nullable=False),
+    sa.Column("spend_tier", sa.SmallInteger, nullable=False),
+    sa.Column("segment_code", sa.String(16), nullable=False),
+    sa.Column("is_control", sa.SmallInteger, nullable=False),
+    sa.Column("variant", sa.String(8)),
+    sa.Column("call_eligible", sa.SmallInteger, nullable=False),  # campaign allows calls and the call rule holds
+    sa.Column("sms_allowed", sa.SmallInteger, nullable=False),
+    postgresql_partition_by="LIST (cycle_date)",
+)
 
 # The contact history (营销轨迹): one row per offer made. contact_id is a
 # deterministic hash (never the number itself), so re-runs produce the same ids.

@@ -92,6 +92,7 @@ class SegmentationConfig(config.StrictModel):
     stability: StabilityRules
     tiers: Tiers
     snapshot_retention_days: int = 35
+    parallel_slices: int = 2
 
     def dimension_digit(self, dimension: str) -> str:
         """41/42/43 and 21/22/23 name the dimension by its place in the plan: spend 1, voice 2, data 3."""
@@ -135,8 +136,7 @@ def segment_customers(
     n = db.land_query(
         datamart, marketing, "segment_customers.sql", query_params(cycle_date),
         "mkt_segment_snapshot", SNAPSHOT_COLUMNS,
-        replace_where=("cycle_date = :cycle_date", {"cycle_date": cycle_date}),
-        context={"cfg": cfg},
+        cycle_date=cycle_date, context={"cfg": cfg}, slices=cfg.parallel_slices,
     )
     purge_old_snapshots(marketing, cycle_date, cfg.snapshot_retention_days)
     record_stage(marketing, cycle_date, "segment", n, time.monotonic() - started)
@@ -144,9 +144,7 @@ def segment_customers(
 
 
 def purge_old_snapshots(marketing: Engine, cycle_date: dt.date, keep_days: int) -> None:
-    cutoff = cycle_date - dt.timedelta(days=keep_days)
-    with marketing.begin() as conn:
-        conn.execute(sa.delete(schema.mkt_segment_snapshot).where(schema.mkt_segment_snapshot.c.cycle_date < cutoff))
+    db.drop_cycles_before(marketing, "mkt_segment_snapshot", cycle_date - dt.timedelta(days=keep_days))
 
 
 def record_stage(marketing: Engine, cycle_date: dt.date, stage: str, rows: int, seconds: float,

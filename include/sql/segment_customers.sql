@@ -3,7 +3,9 @@
   Runs inside the data mart; its rows land in marketing_db.mkt_segment_snapshot.
 
   Context: cfg (qz_outbound.segmentation.SegmentationConfig), src (table prefix),
-  dialect. Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month, d_day.
+  dialect, n_slices. Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month,
+  d_day, and slice when n_slices > 1 (the customers whose last digit mod n_slices
+  is :slice; every base table is cut the same way, so slices never overlap).
 
   Change rules are written without division: with s = M1 + M2 (base = s / 2),
   change <= t  <=>  2*M0 - (1 + t)*s <= 0   when s > 0.
@@ -17,6 +19,8 @@
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% set eps = '0.0000001' %}
 {% set dims = cfg.stability.dimension_priority %}
+{% macro in_slice(expr) %}{% if n_slices > 1 %}
+      and {{ d.slice_of(expr, n_slices) }} = :slice{% endif %}{% endmacro %}
 {% macro change_le(x, t) -%}
 (case when {{ x }}_s > 0 then 2 * {{ x }}_m0 - {{ 1 + t }} * {{ x }}_s <= {{ eps }}
       else {{ 'false' if dialect == 'postgresql' else '0' }}{% if t >= 0 %} or {{ x }}_m0 <= 0{% endif %} end)
@@ -46,7 +50,7 @@ with usage_by_month as (
         {%- endfor %}
     from {{ src }}usage_monthly
     where month >= {{ d.date_param('m2') }}
-      and month <= {{ d.date_param('m0') }}
+      and month <= {{ d.date_param('m0') }}{{ in_slice('msisdn') }}
     group by msisdn
 ),
 
@@ -57,7 +61,7 @@ active_bundle as (
         max(case when bundle_kind = 'hard' then 2 else 1 end) as strength
     from {{ src }}bundle
     where start_date <= {{ d.date_param('d') }}
-      and (end_date is null or end_date >= {{ d.date_param('d') }})
+      and (end_date is null or end_date >= {{ d.date_param('d') }}){{ in_slice('msisdn') }}
     group by msisdn
 ),
 
@@ -67,6 +71,8 @@ customer as (
         s.county_code,
         s.status,
         s.market_segment,
+        s.open_date,
+        s.customer_name,
         s.open_date >= {{ d.date_param('m2') }} as is_new,
         (:d_year - {{ d.year('s.open_date') }}) * 12
             + (:d_month - {{ d.month('s.open_date') }})
@@ -82,7 +88,7 @@ customer as (
     left join active_bundle as b
         on b.msisdn = s.msisdn
     where s.status <> 'cancelled'
-      and s.open_date <= {{ d.date_param('d') }}
+      and s.open_date <= {{ d.date_param('d') }}{{ in_slice('s.msisdn') }}
 ),
 
 typed as (
@@ -128,5 +134,7 @@ select
     spend_m0,
     voice_m0,
     data_m0,
-    case bundle_strength when 2 then 'hard' when 1 then 'soft' end as bundle_kind
+    case bundle_strength when 2 then 'hard' when 1 then 'soft' end as bundle_kind,
+    open_date,
+    customer_name
 from typed

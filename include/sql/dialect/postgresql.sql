@@ -5,3 +5,4 @@
 {% macro day(expr) %}cast(extract(day from {{ expr }}) as integer){% endmacro %}
 {% macro pad2(expr) %}lpad(cast({{ expr }} as text), 2, '0'){% endmacro %}
 {% macro as_real(expr) %}cast({{ expr }} as double precision){% endmacro %}
+{% macro slice_of(expr, n) %}(cast(right({{ expr }}, 1) as integer) % {{ n }}){% endmacro %}

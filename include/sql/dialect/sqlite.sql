@@ -6,3 +6,4 @@
 {% macro day(expr) %}cast(substr({{ expr }}, 9, 2) as integer){% endmacro %}
 {% macro pad2(expr) %}substr('0' || ({{ expr }}), -2){% endmacro %}
 {% macro as_real(expr) %}cast({{ expr }} as real){% endmacro %}
+{% macro slice_of(expr, n) %}(cast(substr({{ expr }}, -1) as integer) % {{ n }}){% endmacro %}

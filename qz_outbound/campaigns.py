@@ -1,0 +1,199 @@
+"""The campaign library (营销活动产品库): one YAML file per campaign, edited by HQ.
+
+Each file is checked against :class:`Campaign` when a cycle starts; a mistake
+fails the cycle before any contact, naming the file, the line and the field.
+The code follows the plan's coding (domain.md): type, benefit form,
+participation requirement and reward digits, then a serial number, e.g.
+``1141-007``; the file is named after the code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from qz_outbound import SQL_DIR, TEMPLATE_DIR, config
+
+CODE = re.compile(r"^([123])([1-4])([1-5])([1-5])-(\d{3})$")
+TYPES = {"1": "uplift", "2": "retention", "3": "care"}
+BENEFITS = {"1": "gift", "2": "discount", "3": "lottery", "4": "trial"}
+REQUIREMENTS = {"1": "prepay", "2": "min_spend", "3": "package", "4": "stay", "5": "subscribe"}
+REWARDS = {"1": "credit", "2": "handset", "3": "voice", "4": "data", "5": "shopping_card"}
+TYPE_NAMES = {"uplift": "提升型", "retention": "保有型", "care": "维系型"}
+STABILITY_TYPES = ("0", "1", "21", "22", "23", "3", "41", "42", "43", "5")
+Channel = Literal["sms", "call", "agent"]
+
+
+class TierRange(config.StrictModel):
+    min: int | None = None
+    max: int | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TierRange":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class BundleExpiry(config.StrictModel):
+    """Customers whose bundle of one of these types ends within the next N days (contract renewal)."""
+
+    types: list[Literal["prepay", "min_spend", "package", "contract", "vpn"]]
+    within_days: int = Field(gt=0, le=366)
+
+
+class Target(config.StrictModel):
+    """Who the campaign wants. Every listed condition must hold; an omitted one does not restrict."""
+
+    stability_types: list[str] = Field(min_length=1)
+    spend_tier: TierRange | None = None
+    voice_tier: TierRange | None = None
+    data_tier: TierRange | None = None
+    tenure_tier: TierRange | None = None
+    market_segments: list[Literal["migrant", "enterprise", "campus", "none"]] | None = None
+    bundle: Literal["any", "bundled", "unbundled", "hard", "soft"] = "any"
+    bundle_expiring: BundleExpiry | None = None
+    holds_any_of: list[str] | None = None     # must already hold one of these products
+    birthday_month: bool = False              # customers whose network anniversary month is D's month
+    sql: str | None = None                    # include/sql/campaign_rules/<file>.sql: extra rule (msisdn list)
+
+    @field_validator("stability_types")
+    @classmethod
+    def _known_types(cls, v: list[str]) -> list[str]:
+        v = [str(t) for t in v]
+        unknown = sorted(set(v) - set(STABILITY_TYPES))
+        if unknown:
+            raise ValueError(f"unknown stability type(s) {unknown}; known: {list(STABILITY_TYPES)}")
+        return v
+
+    @field_validator("sql")
+    @classmethod
+    def _sql_exists(cls, v: str | None) -> str | None:
+        if v is not None and not (SQL_DIR / "campaign_rules" / v).is_file():
+            raise ValueError(f"include/sql/campaign_rules/{v} does not exist")
+        return v
+
+
+class SmsVariant(config.StrictModel):
+    template: str   # include/templates/sms/<template>.j2
+    share: Decimal = Field(default=Decimal(1), gt=0)
+
+    @field_validator("template")
+    @classmethod
+    def _template_exists(cls, v: str) -> str:
+        if not (TEMPLATE_DIR / "sms" / f"{v}.j2").is_file():
+            raise ValueError(f"include/templates/sms/{v}.j2 does not exist")
+        return v
+
+
+class Campaign(config.StrictModel):
+    code: str
+    name: str = Field(min_length=2)
+    type: Literal["uplift", "retention", "care"]
+    product_code: str = Field(min_length=1)
+    offer: str = Field(min_length=2)            # the offer in words, for call lists and agents
+    priority: int = Field(ge=1, le=999)         # 1 is best; ties go to the lower code
+    valid_from: dt.date
+    valid_to: dt.date
+    target: Target
+    channels: list[Channel] = Field(min_length=1)
+    sms_variants: dict[str, SmsVariant] | None = Field(default=None, validate_default=True)  # A/B by label
+    call_script: str | None = Field(default=None, validate_default=True)  # include/templates/call/<name>.j2
+    agent_sms: str | None = Field(default=None, validate_default=True)    # include/templates/sms/<name>.j2
+    control_share: Decimal = Field(default=Decimal("0.05"), ge=0, lt=Decimal("0.5"))
+    commission_yuan: Decimal = Field(default=Decimal(0), ge=0)
+    cost_per_contact_yuan: Decimal | None = Field(default=None, ge=0)
+    paused: bool = False
+
+    @field_validator("code")
+    @classmethod
+    def _coded(cls, v: str) -> str:
+        if not CODE.match(v):
+            raise ValueError("must be 4 code digits and a 3-digit serial, e.g. 1141-007 "
+                             "(type 1-3, benefit 1-4, requirement 1-5, reward 1-5)")
+        return v
+
+    @field_validator("type")
+    @classmethod
+    def _type_matches_code(cls, v: str, info: ValidationInfo) -> str:
+        m = CODE.match(info.data.get("code") or "")
+        if m and TYPES[m.group(1)] != v:
+            raise ValueError(f"{v!r} does not match the code's first digit {m.group(1)} ({TYPES[m.group(1)]})")
+        return v
+
+    @field_validator("valid_to")
+    @classmethod
+    def _after_start(cls, v: dt.date, info: ValidationInfo) -> dt.date:
+        start = info.data.get("valid_from")
+        if start and v < start:
+            raise ValueError("is before valid_from")
+        return v
+
+    @field_validator("sms_variants")
+    @classmethod
+    def _sms_needs_variants(cls, v, info: ValidationInfo):
+        if "sms" in (info.data.get("channels") or []) and not v:
+            raise ValueError("channel sms needs at least one variant")
+        return v
+
+    @field_validator("call_script")
+    @classmethod
+    def _script(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if "call" in (info.data.get("channels") or []) and not v:
+            raise ValueError("channel call needs a call script")
+        if v is not None and not (TEMPLATE_DIR / "call" / f"{v}.j2").is_file():
+            raise ValueError(f"include/templates/call/{v}.j2 does not exist")
+        return v
+
+    @field_validator("agent_sms")
+    @classmethod
+    def _agent(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if "agent" in (info.data.get("channels") or []) and not v:
+            raise ValueError("channel agent needs an agent_sms template")
+        if v is not None and not (TEMPLATE_DIR / "sms" / f"{v}.j2").is_file():
+            raise ValueError(f"include/templates/sms/{v}.j2 does not exist")
+        return v
+
+    @property
+    def variant_labels(self) -> list[str]:
+        return sorted(self.sms_variants) if self.sms_variants else []
+
+    def active_on(self, day: dt.date) -> bool:
+        return not self.paused and self.valid_from <= day <= self.valid_to
+
+
+def library_dir() -> Path:
+    return config.config_path("campaigns")
+
+
+def load_library(directory: Path | None = None) -> list[Campaign]:
+    """Every campaign file, validated. All problems of all files are reported together."""
+    directory = Path(directory or library_dir())
+    problems: list[tuple[str, int | None, str, str]] = []
+    campaigns: list[Campaign] = []
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
+        raise config.ConfigError([(str(directory), None, "", "no campaign files (*.yaml)")])
+    for path in files:
+        try:
+            data, index = config.parse_yaml(path)
+            campaign = config.validate(Campaign, data, path, index)
+        except config.ConfigError as err:
+            problems += err.problems
+            continue
+        if path.stem != campaign.code:
+            problems.append((str(path), index.get(("code",)), "code",
+                             f"file name must be the campaign code ({campaign.code}.yaml)"))
+            continue
+        campaigns.append(campaign)
+    codes = [c.code for c in campaigns]
+    for dup in sorted({c for c in codes if codes.count(c) > 1}):
+        problems.append((str(directory), None, "code", f"campaign {dup} defined twice"))
+    if problems:
+        raise config.ConfigError(problems)
+    return sorted(campaigns, key=lambda c: (c.priority, c.code))
