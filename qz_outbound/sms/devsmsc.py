@@ -181,9 +181,9 @@ class DevSmsc:
         if self._loop and self._thread and self._thread.is_alive():
             fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
             try:
-                fut.result(10)
+                fut.result(6)
             except Exception:  # pragma: no cover - best effort
-                pass
+                log.warning("development SMSC did not stop cleanly")
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
@@ -226,8 +226,8 @@ class DevSmsc:
         for w in list(self._relay_conns):
             w.transport.abort()
         try:
-            await self._server.stop()
-        except Exception:  # pragma: no cover
+            await asyncio.wait_for(self._server.stop(), 3)
+        except Exception:  # pragma: no cover - stopping anyway
             pass
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for t in tasks:

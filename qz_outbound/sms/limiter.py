@@ -109,9 +109,10 @@ class RateLimiter:
                 return n, 0.0
             for k in range(n):
                 _SLOT.pack_into(self._map, _HEADER.size + ((index + k) % self.capacity) * _SLOT.size, now)
-            # Schedule from the theoretical time, not from when we woke up: waking a
-            # little late must not lower the rate. Idle longer than a burst: start afresh.
-            base = next_at if now - next_at < self.burst * self.interval else now
+            # Schedule from the theoretical time, not from when we woke up: waking up
+            # to 0.1 s late must not lower the rate (the hard cap still holds while
+            # catching up). Idle for longer: start afresh.
+            base = next_at if now - next_at < 0.1 else now
             _HEADER.pack_into(self._map, 0, _MAGIC, self.rate, self.capacity, base + n * self.interval, index + n)
             return n, 0.0
 

@@ -199,7 +199,9 @@ def test_smsc_rate_never_exceeded(sqlite_engine):
     """Two county tasks in parallel processes share the account's rate: the SMSC never sees more."""
     rate = 80
     with DevSmsc(behaviour=Behaviour(throttle_rate=rate), fault_relay=False) as server:
-        conn = account(server, rate=rate, window=20)
+        # 2% under the contract: 20 ms for the scheduling jitter of a loaded 2-core machine,
+        # where the SMSC here stamps arrivals in Python, not on the wire
+        conn = account(server, rate=rate, window=20, rate_margin=0.02)
         make_contacts(sqlite_engine, 180, county="350582")
         make_contacts(sqlite_engine, 180, county="350583", start=1000)
         procs = [sender_process(sqlite_engine, conn, county=c) for c in ("350582", "350583")]
@@ -231,13 +233,12 @@ def test_throttling_peer_rate_held_nothing_lost(sqlite_engine):
 
 def test_long_chinese_text_arrives_as_one_concatenated_message(engine, smsc):
     """Show: a 150-character Chinese SMS reaches the handset as one message of three parts."""
-    product = "全家享融合套餐" + "含" * 20
-    context = dict(county_name="晋江市", product_name=product, speed_mbps=1000, months_free=3, hall_name="晋江青阳营业厅")
     from qz_outbound.sms.render import render_sms
     from qz_outbound.sms.settings import load_sms_config
 
-    expected = render_sms("demo_broadband_bundle", context, load_sms_config().message)
-    context["product_name"] = product[:len(product) - (len(expected.text) - 150)]
+    context = dict(county_name="晋江市", product_name="", speed_mbps=1000, months_free=3, hall_name="晋江青阳营业厅")
+    base = len(render_sms("demo_broadband_bundle", context, load_sms_config().message).text)
+    context["product_name"] = "全家享融合套餐" + "含" * (150 - base - 7)
     expected = render_sms("demo_broadband_bundle", context, load_sms_config().message)
     assert len(expected.text) == 150
     make_contacts(engine, 3, template="demo_broadband_bundle", context=context)
