@@ -182,7 +182,7 @@ def land_query(
       query runs in the same database, since PostgreSQL never parallelises the
       SELECT of an INSERT), get their primary key, and are swapped in as the
       cycle's partition in one transaction;
-    * SQLite: delete and insert in one transaction.
+    * otherwise: delete and insert in one transaction.
 
     The template receives ``n_slices`` and, when slicing, the bind parameter
     ``slice``; it must restrict every base table to that slice of customers.
@@ -191,7 +191,7 @@ def land_query(
     context = dict(context or {})
     in_database = same_database(src, dst) or (src.dialect.name == dst.dialect.name == "sqlite"
                                               and sqlite_path(src) is not None)
-    partitioned = cycle_date is not None and dst.dialect.name == "postgresql"
+    partitioned = cycle_date is not None and is_partitioned(dst, table)
     n_slices = slices if (partitioned and in_database and slices > 1) else 1
     context["n_slices"] = n_slices
     cols = ", ".join(columns)
@@ -230,6 +230,15 @@ def land_query(
     log.info("landed %s rows into %s in %.1fs (%s)", n, table, time.monotonic() - started,
              "in-database" if in_database else "streamed")
     return n
+
+
+def is_partitioned(engine: Engine, table: str) -> bool:
+    """A PostgreSQL table partitioned by cycle (its cycles are swapped, not deleted)."""
+    if engine.dialect.name != "postgresql":
+        return False
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select relkind from pg_class where oid = to_regclass(:t)"),
+                            {"t": table}).scalar() == "p"
 
 
 def _delete_cycle(conn: Connection, table: str, cycle_date: dt.date | None) -> None:

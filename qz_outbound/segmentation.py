@@ -151,7 +151,15 @@ def record_stage(marketing: Engine, cycle_date: dt.date, stage: str, rows: int, 
                  detail: str | None = None) -> None:
     """Note what a stage did (counts only) for HQ's summary; a re-run overwrites."""
     t = schema.mkt_cycle_stage
+    values = dict(cycle_date=cycle_date, stage=stage, rows=rows, seconds=round(seconds, 3),
+                  finished_at=clock.now(), detail=detail)
+    if marketing.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(t).values(**values)
+    # an upsert: two runs of a stage at once must not collide on the key
+    stmt = stmt.on_conflict_do_update(index_elements=["cycle_date", "stage"],
+                                      set_={k: stmt.excluded[k] for k in ("rows", "seconds", "finished_at", "detail")})
     with marketing.begin() as conn:
-        conn.execute(sa.delete(t).where(t.c.cycle_date == cycle_date, t.c.stage == stage))
-        conn.execute(sa.insert(t).values(cycle_date=cycle_date, stage=stage, rows=rows,
-                                         seconds=round(seconds, 3), finished_at=clock.now(), detail=detail))
+        conn.execute(stmt)

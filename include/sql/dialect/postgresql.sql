@@ -6,3 +6,7 @@
 {% macro pad2(expr) %}lpad(cast({{ expr }} as text), 2, '0'){% endmacro %}
 {% macro as_real(expr) %}cast({{ expr }} as double precision){% endmacro %}
 {% macro slice_of(expr, n) %}(cast(right({{ expr }}, 1) as integer) % {{ n }}){% endmacro %}
+{% macro ts_param(name) %}cast(:{{ name }} as timestamp){% endmacro %}
+{% macro as_bigint(expr) %}cast({{ expr }} as bigint){% endmacro %}
+{% macro lpad0(expr, n) %}lpad(cast({{ expr }} as text), {{ n }}, '0'){% endmacro %}
+{% macro month_of(expr) %}cast(extract(month from {{ expr }}) as integer){% endmacro %}

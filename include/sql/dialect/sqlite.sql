@@ -7,3 +7,7 @@
 {% macro pad2(expr) %}substr('0' || ({{ expr }}), -2){% endmacro %}
 {% macro as_real(expr) %}cast({{ expr }} as real){% endmacro %}
 {% macro slice_of(expr, n) %}(cast(substr({{ expr }}, -1) as integer) % {{ n }}){% endmacro %}
+{% macro ts_param(name) %}:{{ name }}{% endmacro %}
+{% macro as_bigint(expr) %}cast({{ expr }} as integer){% endmacro %}
+{% macro lpad0(expr, n) %}substr('{{ '0' * n }}' || ({{ expr }}), -{{ n }}){% endmacro %}
+{% macro month_of(expr) %}cast(substr({{ expr }}, 6, 2) as integer){% endmacro %}

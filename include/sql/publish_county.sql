@@ -1,0 +1,57 @@
+{#- Publish one county's share of the validated target list into the contact history:
+    control customers are recorded and not contacted; call-eligible customers are phoned in
+    priority order up to the county's daily call capacity; the rest go by SMS where the campaign
+    allows it, otherwise they wait (no row: a later cycle picks them up).
+    Idempotent and safe to run twice at once: a customer already recorded for the cycle keeps
+    the row they have (unique (cycle_date, msisdn) for daily channels, ON CONFLICT DO NOTHING).
+    Bind parameters: d, ymd, county, capacity, now. -#}
+{% import 'dialect/' ~ dialect ~ '.sql' as d %}
+insert into mkt_contact (
+    contact_id,
+    cycle_date,
+    msisdn,
+    county_code,
+    campaign_code,
+    product_code,
+    variant,
+    channel,
+    segment_code,
+    status,
+    created_at
+)
+select
+    -- deterministic and not the number itself: an affine bijection on 11-digit numbers
+    'C' || :ymd || '-' || {{ d.lpad0('(' ~ d.as_bigint('msisdn') ~ ' * 48271 + 12345) % 100000000000', 11) }} as contact_id,
+    cycle_date,
+    msisdn,
+    county_code,
+    campaign_code,
+    product_code,
+    case when channel = 'sms' then variant end as variant,
+    channel,
+    segment_code,
+    case when channel = 'control' then 'held_out' else 'planned' end as status,
+    :now as created_at
+from (
+    select
+        ranked.*,
+        case
+            when is_control = 1 then 'control'
+            when call_rank is not null and call_rank <= :capacity then 'call'
+            when sms_allowed = 1 then 'sms'
+        end as channel
+    from (
+        select
+            t.*,
+            case when t.call_eligible = 1 and t.is_control = 0 then
+                row_number() over (
+                    partition by t.call_eligible, t.is_control
+                    order by t.priority, t.spend_tier desc, t.msisdn)
+            end as call_rank
+        from mkt_target as t
+        where t.cycle_date = {{ d.date_param('d') }}
+          and t.county_code = :county
+    ) as ranked
+) as split
+where channel is not null
+on conflict do nothing

@@ -1,0 +1,150 @@
+{#-
+  The cycle's target list: every campaign selects its customers, contact policy removes who may
+  not be contacted, and each customer keeps the one offer with the best priority (ties: the
+  lower campaign code). Runs in marketing_db over the cycle's snapshot and staged extracts.
+
+  Control group and A/B variant: a deterministic hash of (customer, campaign, month) — two steps
+  of the Park–Miller generator seeded by the number and a per-campaign-month salt — so a re-run
+  never reshuffles. The hash's low 4 digits decide control (share in basis points), the next 4
+  the variant (cumulative shares).
+
+  Context: campaigns (active ones, with salt, control_bp, variant_cuts), policy, call_rule,
+  n_slices. Bind parameters: d, window_start, month_start, recent_since, same_campaign_since,
+  refusal_since, d_month, [slice].
+-#}
+{% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% import '_contactable.sql' as c %}
+{% macro in_slice(expr) %}{% if n_slices > 1 %} and {{ d.slice_of(expr, n_slices) }} = :slice{% endif %}{% endmacro %}
+{% macro range(col, r) %}{% if r is not none %}{% if r.min is not none %} and s.{{ col }} >= {{ r.min }}{% endif %}{% if r.max is not none %} and s.{{ col }} <= {{ r.max }}{% endif %}{% endif %}{% endmacro %}
+with recent as (
+    {{ c.recent_contacts(d) }}
+),
+
+contactable as (
+    select
+        s.msisdn,
+        s.county_code,
+        s.stability_type,
+        s.spend_tier,
+        s.voice_tier,
+        s.data_tier,
+        s.tenure_tier,
+        s.market_segment,
+        s.bundle_kind,
+        s.open_date,
+        s.segment_code
+    from mkt_segment_snapshot as s
+    left join recent as r
+        on r.msisdn = s.msisdn
+    where s.cycle_date = {{ d.date_param('d') }}{{ in_slice('s.msisdn') }}
+      and not {{ c.hard_excluded(d, 's') }}
+      and not {{ c.capped(policy, 'r') }}
+),
+
+blocked_campaign as (
+    -- the same campaign within the gap (control included: they stay out of its measurement),
+    -- or a refusal of the campaign within the block
+    select distinct
+        msisdn,
+        campaign_code
+    from mkt_contact
+    where (cycle_date >= {{ d.date_param('same_campaign_since') }} and cycle_date < {{ d.date_param('d') }})
+       or (response in ('refused', 'refused_do_not_call')
+           and responded_at >= {{ d.date_param('refusal_since') }})
+),
+
+candidate as (
+{% for k in campaigns %}
+    -- {{ k.code }} {{ k.name }}
+    select
+        h.*,
+        case when h.hash % 10000 < {{ k.control_bp }} then 1 else 0 end as is_control,
+        {% if k.variant_cuts %}case{% for label, cut in k.variant_cuts %} when (h.hash / 10000) % 10000 < {{ cut }} then '{{ label }}'{% endfor %} end{% else %}null{% endif %} as variant
+    from (
+        select
+            s.msisdn,
+            s.county_code,
+            '{{ k.code }}' as campaign_code,
+            '{{ k.product_code }}' as product_code,
+            {{ k.priority }} as priority,
+            s.stability_type,
+            s.spend_tier,
+            s.segment_code,
+            {% if k.allows_call %}case when s.spend_tier >= {{ call_rule.min_spend_tier }} and s.stability_type in ({% for t in call_rule.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}) then 1 else 0 end{% else %}0{% endif %} as call_eligible,
+            {{ 1 if k.allows_sms else 0 }} as sms_allowed,
+            ((({{ d.as_bigint('s.msisdn') }} % 2147483629) * 48271 + {{ k.salt }}) % 2147483647) * 48271 % 2147483647 as hash
+        from contactable as s
+        where s.stability_type in ({% for t in k.target.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
+          {{- range('spend_tier', k.target.spend_tier) }}
+          {{- range('voice_tier', k.target.voice_tier) }}
+          {{- range('data_tier', k.target.data_tier) }}
+          {{- range('tenure_tier', k.target.tenure_tier) }}
+          {%- if k.target.market_segments %}
+          and (s.market_segment in ({% for m in k.target.market_segments if m != 'none' %}'{{ m }}'{{ ', ' if not loop.last }}{% else %}''{% endfor %}){% if 'none' in k.target.market_segments %} or s.market_segment is null{% endif %})
+          {%- endif %}
+          {%- if k.target.bundle == 'bundled' %}
+          and s.bundle_kind is not null
+          {%- elif k.target.bundle == 'unbundled' %}
+          and s.bundle_kind is null
+          {%- elif k.target.bundle in ('hard', 'soft') %}
+          and s.bundle_kind = '{{ k.target.bundle }}'
+          {%- endif %}
+          {%- if k.target.bundle_expiring %}
+          and exists (
+              select 1 from stg_bundle_end as b
+              where b.cycle_date = {{ d.date_param('d') }}
+                and b.msisdn = s.msisdn
+                and b.bundle_type in ({% for t in k.target.bundle_expiring.types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
+                and b.end_date <= {{ d.date_param('expiry_' ~ k.target.bundle_expiring.within_days) }})
+          {%- endif %}
+          {%- if k.target.holds_any_of %}
+          and exists (
+              select 1 from stg_holding as hp
+              where hp.cycle_date = {{ d.date_param('d') }}
+                and hp.msisdn = s.msisdn
+                and hp.product_code in ({% for p in k.target.holds_any_of %}'{{ p }}'{{ ', ' if not loop.last }}{% endfor %}))
+          {%- endif %}
+          {%- if k.target.birthday_month %}
+          and {{ d.month_of('s.open_date') }} = :d_month
+          {%- endif %}
+          {%- if k.rule_sql %}
+          and s.msisdn in ({{ k.rule_sql }})
+          {%- endif %}
+          -- nobody is offered a product they already hold
+          and not exists (
+              select 1 from stg_holding as held
+              where held.cycle_date = {{ d.date_param('d') }}
+                and held.msisdn = s.msisdn
+                and held.product_code = '{{ k.product_code }}')
+    ) as h
+{{ '    union all' if not loop.last }}
+{% endfor %}
+),
+
+ranked as (
+    select
+        candidate.*,
+        row_number() over (partition by msisdn order by priority, campaign_code) as offer_rank
+    from candidate
+    where not exists (
+        select 1 from blocked_campaign as b
+        where b.msisdn = candidate.msisdn
+          and b.campaign_code = candidate.campaign_code)
+)
+
+select
+    {{ d.date_param('d') }} as cycle_date,
+    msisdn,
+    county_code,
+    campaign_code,
+    product_code,
+    priority,
+    stability_type,
+    spend_tier,
+    segment_code,
+    is_control,
+    variant,
+    call_eligible,
+    sms_allowed
+from ranked
+where offer_rank = 1

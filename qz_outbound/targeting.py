@@ -1,0 +1,224 @@
+"""Targeting and arbitration (目标客户筛选与一户一策): the cycle's target list.
+
+Steps, all set work inside the databases:
+
+1. :func:`stage_extracts` copies from the data mart what the contact policy
+   needs (do-not-disturb, recent marketing complaints, products held, bundle
+   end dates) into marketing_db, for the cycle;
+2. :func:`build_target_list` runs ``include/sql/target_list.sql``: every active
+   campaign selects its customers, the contact policy removes who may not be
+   contacted, each customer keeps the best-priority offer, and the control
+   group and A/B variant are decided by a deterministic hash;
+3. :func:`coverage` reports the share of contactable customers with an offer,
+   per county and stability type.
+
+The rules of the contact policy live in one place: ``include/sql/_contactable.sql``
+(who may be contacted at all) and ``target_list.sql`` (per-campaign rules).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import Field, field_validator
+from sqlalchemy.engine import Engine
+
+from qz_outbound import SQL_DIR, config, db, schema
+from qz_outbound.campaigns import Campaign
+from qz_outbound.counties import county_names
+from qz_outbound.segmentation import month_start, record_stage
+
+log = logging.getLogger(__name__)
+
+TARGET_COLUMNS = [c.name for c in schema.mkt_target.columns]
+
+
+class ContactPolicy(config.StrictModel):
+    contacts_per_window: int = Field(ge=1)
+    window_days: int = Field(ge=1, le=31)
+    contacts_per_month: int = Field(ge=1)
+    same_campaign_gap_days: int = Field(ge=0)
+    refusal_block_days: int = Field(ge=0)
+    complaint_days: int = Field(ge=180)  # the regulator's floor: never fewer
+
+
+class CallRule(config.StrictModel):
+    min_spend_tier: int = Field(ge=1, le=11)
+    stability_types: list[str] = Field(min_length=1)
+
+
+class Channels(config.StrictModel):
+    call_rule: CallRule
+    call_capacity: dict[str, int]
+    call_within_days: int = Field(ge=1, le=14)
+
+    @field_validator("call_capacity")
+    @classmethod
+    def _known_counties(cls, v: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(v) - set(county_names()))
+        if unknown:
+            raise ValueError(f"unknown county code(s) {unknown}; see config/counties.yaml")
+        if any(n < 0 for n in v.values()):
+            raise ValueError("capacities must be >= 0")
+        return v
+
+    def capacity(self, county_code: str) -> int:
+        return self.call_capacity.get(county_code, 0)
+
+
+def load_policy(path: Path | None = None) -> ContactPolicy:
+    return config.load(ContactPolicy, path or config.config_path("contact_policy.yaml"))
+
+
+def load_channels(path: Path | None = None) -> Channels:
+    return config.load(Channels, path or config.config_path("channels.yaml"))
+
+
+# ---------------------------------------------------------------- staging
+
+STAGES = [
+    ("stage_exclusion.sql", "stg_exclusion", ["cycle_date", "msisdn", "reason"]),
+    ("stage_holding.sql", "stg_holding", ["cycle_date", "msisdn", "product_code"]),
+    ("stage_bundle_end.sql", "stg_bundle_end", ["cycle_date", "msisdn", "bundle_type", "end_date"]),
+]
+
+
+def stage_extracts(datamart: Engine, marketing: Engine, cycle_date: dt.date,
+                   policy: ContactPolicy | None = None) -> dict[str, int]:
+    """Copy the cycle's exclusions, holdings and bundle end dates from the data mart."""
+    policy = policy or load_policy()
+    schema.ensure_schema(marketing)
+    since = dt.datetime.combine(cycle_date - dt.timedelta(days=policy.complaint_days), dt.time())
+    params = {"d": cycle_date.isoformat(), "complaint_since": since.isoformat(sep=" ")}
+    counts = {}
+    for template, table, cols in STAGES:
+        with marketing.begin() as conn:  # older cycles' staging is of no further use
+            conn.execute(sa.text(f"delete from {table} where cycle_date < :d").bindparams(
+                sa.bindparam("d", type_=sa.Date)), {"d": cycle_date})
+        counts[table] = db.land_query(datamart, marketing, template, params, table, cols, cycle_date=cycle_date)
+    return counts
+
+
+# ---------------------------------------------------------------- target list
+
+@dataclass(frozen=True)
+class CampaignSql:
+    """What the SQL needs of a campaign, with everything pre-computed and safe to inline."""
+
+    code: str
+    name: str
+    product_code: str
+    priority: int
+    target: object
+    allows_call: bool
+    allows_sms: bool
+    salt: int
+    control_bp: int
+    variant_cuts: list[tuple[str, int]]
+    rule_sql: str | None
+
+
+def salt(code: str, cycle_date: dt.date) -> int:
+    """Per campaign and month: the same customer gets the same control/variant all month."""
+    digest = hashlib.sha256(f"{code}:{cycle_date:%Y-%m}".encode()).hexdigest()
+    return int(digest[:8], 16) % 2147483647
+
+
+def variant_cuts(campaign: Campaign) -> list[tuple[str, int]]:
+    if not campaign.sms_variants:
+        return []
+    labels = campaign.variant_labels
+    total = sum(campaign.sms_variants[v].share for v in labels)
+    cuts, acc = [], Decimal(0)
+    for i, label in enumerate(labels):
+        acc += campaign.sms_variants[label].share
+        cuts.append((label, 10000 if i == len(labels) - 1 else int(acc / total * 10000)))
+    return cuts
+
+
+def daily_campaigns(library: list[Campaign], cycle_date: dt.date) -> list[Campaign]:
+    """Campaigns the daily cycle runs: active on the date, with an SMS or call channel."""
+    return [c for c in library if c.active_on(cycle_date) and ({"sms", "call"} & set(c.channels))]
+
+
+def _campaign_sql(c: Campaign, cycle_date: dt.date) -> CampaignSql:
+    rule = None
+    if c.target.sql:
+        rule = (SQL_DIR / "campaign_rules" / c.target.sql).read_text(encoding="utf-8").strip().rstrip(";")
+    return CampaignSql(
+        code=c.code, name=c.name, product_code=c.product_code, priority=c.priority, target=c.target,
+        allows_call="call" in c.channels, allows_sms="sms" in c.channels, salt=salt(c.code, cycle_date),
+        control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule)
+
+
+def policy_params(cycle_date: dt.date, policy: ContactPolicy) -> dict:
+    window_start = cycle_date - dt.timedelta(days=policy.window_days - 1)
+    this_month = month_start(cycle_date, 0)
+    return {
+        "d": cycle_date.isoformat(),
+        "window_start": window_start.isoformat(),
+        "month_start": this_month.isoformat(),
+        "recent_since": min(window_start, this_month).isoformat(),
+        "same_campaign_since": (cycle_date - dt.timedelta(days=policy.same_campaign_gap_days)).isoformat(),
+        "refusal_since": (cycle_date - dt.timedelta(days=policy.refusal_block_days)).isoformat(),
+        "d_month": cycle_date.month,
+    }
+
+
+def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Campaign],
+                      policy: ContactPolicy | None = None, channels: Channels | None = None,
+                      slices: int = 2) -> int:
+    """Write the cycle's arbitrated target list into ``mkt_target`` (replacing the cycle's rows)."""
+    policy = policy or load_policy()
+    channels = channels or load_channels()
+    schema.ensure_schema(marketing)
+    started = time.monotonic()
+    active = [_campaign_sql(c, cycle_date) for c in daily_campaigns(library, cycle_date)]
+    if not active:
+        raise ValueError(f"no campaign of the library is active on {cycle_date}")
+    params = policy_params(cycle_date, policy)
+    for c in active:
+        if c.target.bundle_expiring:
+            days = c.target.bundle_expiring.within_days
+            params[f"expiry_{days}"] = (cycle_date + dt.timedelta(days=days)).isoformat()
+    n = db.land_query(marketing, marketing, "target_list.sql", params, "mkt_target", TARGET_COLUMNS,
+                      cycle_date=cycle_date, slices=slices,
+                      context={"campaigns": active, "policy": policy, "call_rule": channels.call_rule})
+    record_stage(marketing, cycle_date, "target", n, time.monotonic() - started,
+                 detail=f"{len(active)} campaigns")
+    return n
+
+
+def coverage(marketing: Engine, cycle_date: dt.date, policy: ContactPolicy | None = None) -> pd.DataFrame:
+    """Per county and stability type: customers, hard-excluded, frequency-capped, contactable, offered,
+    and coverage = offered / contactable (control customers count as offered: they were chosen)."""
+    policy = policy or load_policy()
+    sql = db.render_sql("coverage.sql", marketing.dialect.name, policy=policy)
+    with marketing.connect() as conn:
+        frame = pd.read_sql(sa.text(sql), conn, params=policy_params(cycle_date, policy))
+    frame["coverage"] = (frame["offered"] / frame["contactable"]).where(frame["contactable"] > 0)
+    return frame
+
+
+def write_coverage_report(marketing: Engine, cycle_date: dt.date, out: Path | None = None) -> Path:
+    from qz_outbound.reports import output_dir
+
+    frame = coverage(marketing, cycle_date)
+    names = county_names()
+    frame.insert(1, "county_name", frame["county_code"].map(names))
+    path = (out or output_dir()) / "reports" / cycle_date.isoformat() / "coverage.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    total = frame[["contactable", "offered"]].sum()
+    record_stage(marketing, cycle_date, "coverage", int(total["offered"]), 0.0,
+                 detail=f"coverage {total['offered'] / max(1, total['contactable']):.4f} "
+                        f"of {int(total['contactable'])} contactable")
+    return path
