@@ -111,11 +111,9 @@ def provision(ports: JasminPorts, *, upstream_host: str, upstream_port: int, ups
     'get'``, seen here). Returns the connector id.
     """
     connector = f"qzup{int(time.time() * 1000) % 10**9}"
+    remove_connectors(ports)
     cli = JCli(ports.jcli, ports.admin_user, ports.admin_password)
     try:
-        for old in re.findall(r"^#(qzup\d+)\s", cli.run("smppccm -l"), flags=re.M):
-            cli.run(f"smppccm -0 {old}")
-            cli.run(f"smppccm -r {old}")
         cli.block("smppccm -a", {
             "cid": connector, "host": upstream_host, "port": upstream_port,
             "username": upstream_system_id, "password": upstream_password,
@@ -142,5 +140,16 @@ def provision(ports: JasminPorts, *, upstream_host: str, upstream_port: int, ups
             if time.monotonic() > deadline:
                 raise JCliError(f"upstream connector never bound: {line.strip()!r}")
             time.sleep(0.2)
+    finally:
+        cli.close()
+
+
+def remove_connectors(ports: JasminPorts) -> None:
+    """Stop and remove the upstream connectors :func:`provision` made (they retry their upstream forever)."""
+    cli = JCli(ports.jcli, ports.admin_user, ports.admin_password)
+    try:
+        for old in re.findall(r"^#(qzup\d+)\s", cli.run("smppccm -l"), flags=re.M):
+            cli.run(f"smppccm -0 {old}")
+            cli.run(f"smppccm -r {old}")
     finally:
         cli.close()

@@ -86,4 +86,6 @@ def jasmin():
         key, _, value = line.partition("=")
         if key.startswith("QZ_JASMIN_"):
             os.environ[key] = value
-    return JasminPorts.from_env()
+    yield JasminPorts.from_env()
+    if "jasmin up" in proc.stderr:   # we started it: stop it (one that was running stays)
+        subprocess.run(["bash", str(root / "scripts/services/stop.sh")], capture_output=True, timeout=120)

@@ -11,18 +11,19 @@ import sqlalchemy as sa
 from qz_outbound.schema import mkt_contact, mkt_opt_out
 from qz_outbound.sms import send_batch
 from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
-from qz_outbound.sms.jasmin import provision
+from qz_outbound.sms.jasmin import provision, remove_connectors
 
 from sms_support import COUNTY, CYCLE, make_contacts, msisdn, per_number, receiver, settings, states, wait_until
 
 LONG = dict(county_name="晋江市", product_name="千兆融合套餐", speed_mbps=1000, months_free=3, hall_name="晋江青阳营业厅")
 
 
-def test_submit_receipt_and_reply_through_jasmin(engine, jasmin):
+def test_submit_receipt_and_reply_through_jasmin(engine, jasmin, request):
     # receipts a moment after the accept, as a real network gives them (Jasmin files
     # its receipt lookup only after the upstream's submit_sm_resp)
     with DevSmsc(behaviour=Behaviour(receipt_delay=0.2)) as upstream:
         provision(jasmin, upstream_host="127.0.0.1", upstream_port=upstream.port)
+        request.addfinalizer(lambda: remove_connectors(jasmin))
         conn = dict(host="127.0.0.1", port=jasmin.smpp, login="qzsms", password="qzpw",
                     extra=dict(source_addr="10658", rate=100, window=10, response_timeout=10))
         make_contacts(engine, 10)
