@@ -34,7 +34,7 @@ def _engine(args):
     url = args.db or os.environ.get("QZ_MARKETING_DB_URL")
     if not url:
         sys.exit("give --db URL or set QZ_MARKETING_DB_URL")
-    engine = make_engine(url)
+    engine = make_engine(url, hide_parameters=True)   # numbers never reach a traceback in a log
     ensure_schema(engine)
     return engine
 

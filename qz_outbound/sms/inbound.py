@@ -290,7 +290,6 @@ def _mark_processed(conn: Connection, updates: list[dict]) -> None:
 def _apply_replies(conn: Connection, rows: list, replies: RepliesConfig | None) -> dict[str, int]:
     counts = {"accept": 0, "opt_out": 0, "unrecognised": 0, "unmatched": 0}
     updates = []
-    now = clock.now()
     for r in rows:
         msisdn = normalise_msisdn(r.source_addr)
         kind = classify_reply(r.body, replies)

@@ -42,6 +42,8 @@ from smpplib.exceptions import PDUError
 from qz_outbound.sms.settings import SmscSettings
 
 log = logging.getLogger(__name__)
+# smpplib logs whole PDUs (numbers, texts) at DEBUG: never, whatever the root level
+logging.getLogger("qz_outbound.sms.smpplib").setLevel(logging.WARNING)
 
 BIND_COMMANDS = {
     "transmitter": "bind_transmitter",

@@ -154,7 +154,8 @@ class _Sender:
     # ------------------------------------------------------------ claiming
 
     def claim(self) -> int:
-        limit = max(self.s.window * 4, int(self.s.rate * 0.5), 200)
+        # a few hundred at a time: short transactions; the journal covers what is claimed
+        limit = min(max(self.s.window * 4, int(self.s.rate * 0.5), 200), 5000)
         if self.max_messages is not None:
             limit = min(limit, self.max_messages - self.claimed_total)
             if limit <= 0:

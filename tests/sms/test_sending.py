@@ -277,3 +277,19 @@ def test_one_sender_per_county(sqlite_engine, smsc):
         send_batch(sqlite_engine, CYCLE, COUNTY, settings(account(smsc)))
     runs.finish_run(sqlite_engine, held, "done")
     assert send_batch(sqlite_engine, CYCLE, COUNTY, settings(account(smsc))).submitted == 5
+
+
+def test_no_customer_numbers_or_texts_in_logs(sqlite_engine, smsc, caplog):
+    conn = account(smsc, window=5)
+    make_contacts(sqlite_engine, 20)
+    smsc.configure(reject_numbers=[msisdn(4)], drop_after=10)
+    opt_out(sqlite_engine, msisdn(7))
+    with caplog.at_level("DEBUG"):
+        with receiver(sqlite_engine, conn):
+            send_batch(sqlite_engine, CYCLE, COUNTY, settings(conn))
+            smsc.inject_mo(msisdn(1), "好", system_id="qz").result(20)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "****" in text or "in doubt" in text          # the run did log something useful
+    for i in range(20):
+        assert msisdn(i) not in text
+    assert "泉州移动" not in text and "流量" not in text
