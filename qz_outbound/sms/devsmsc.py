@@ -37,6 +37,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+import os
 import random
 import signal
 import struct
@@ -648,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
             print(resp.read().decode())
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # one tokio worker: on two shared cores more threads only contend for the GIL
+    os.environ.setdefault("SMPP34_WORKER_THREADS", "1")
     behaviour = Behaviour(id_format=args.id_format, receipt_id_form=args.receipt_id_form,
                           delivery_rate=args.delivery_rate, receipt_delay=args.receipt_delay,
                           throttle_rate=args.throttle_rate, response_delay=args.response_delay,
