@@ -203,6 +203,11 @@ def land_query(
             if in_database:
                 select_sql = render_sql(template, dst.dialect.name, **context)
                 n = _insert_slices(dst, stage, cols, select_sql, params, n_slices)
+            elif src.dialect.name == "postgresql" and slices > 1:
+                # PostgreSQL to PostgreSQL: COPY out of one into the other, raw bytes, one stream per slice
+                context["n_slices"] = slices
+                select_sql = render_sql(template, src.dialect.name, **context)
+                n = _copy_slices(src, dst, select_sql, params, stage, cols, slices)
             else:
                 n = _stream(src, dst, template, params, stage, columns, context, chunk_rows)
             _swap_partition(dst, table, stage, cycle_date)
@@ -288,6 +293,29 @@ def _insert_slices(dst: Engine, stage: str, cols: str, select_sql: str, params: 
     if n_slices == 1:
         return one(0)
     with ThreadPoolExecutor(max_workers=n_slices, thread_name_prefix="slice") as pool:
+        return sum(pool.map(one, range(n_slices)))
+
+
+def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str, Any], table: str, cols: str,
+                 n_slices: int) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(k: int) -> int:
+        bound = {**params, "slice": k} if n_slices > 1 else dict(params)
+        stmt = sa.text(select_sql)
+        used = stmt.compile().params.keys()
+        query = str(stmt.bindparams(**{k: v for k, v in bound.items() if k in used}).compile(
+            dialect=src.dialect, compile_kwargs={"literal_binds": True})).replace("%%", "%")  # no driver params left
+        with src.connect() as sconn, dst.begin() as dconn:
+            scur = sconn.connection.driver_connection.cursor()
+            dcur = dconn.connection.driver_connection.cursor()
+            with scur.copy(f"copy ({query}) to stdout") as out, \
+                    dcur.copy(f"copy {table} ({cols}) from stdin") as into:
+                for block in out:
+                    into.write(block)
+            return scur.rowcount
+
+    with ThreadPoolExecutor(max_workers=n_slices, thread_name_prefix="copy") as pool:
         return sum(pool.map(one, range(n_slices)))
 
 
