@@ -14,9 +14,9 @@ Two rules, both checked under the lock:
   ``n * (1 + margin) / rate`` (bursts of at most ``rate * burst_seconds``);
 * a hard cap: the file keeps the grant time of each of the last ``rate``
   submits, and a new one is granted only if the submit ``rate`` places back was
-  at least ``1 + margin`` seconds ago. So no one-second window ever holds more
+  at least ``1 + margin/3`` seconds ago. So no one-second window ever holds more
   than ``rate`` submits, whatever the processes do, even when a submit leaves
-  up to ``margin`` seconds after its grant.
+  a few milliseconds after its grant.
 
 Times are ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for all processes
 of a boot). The window 08:00-20:00 uses the project clock, not this one.
@@ -48,9 +48,11 @@ class RateLimiter:
         self.rate = float(rate)
         self.capacity = max(1, int(math.floor(rate)))       # the hard cap per second
         self.interval = (1.0 + margin) / rate
-        # the hard cap holds over a second stretched by the margin, so a submit that
-        # leaves a few milliseconds after its grant still cannot crowd a second
-        self.span = 1.0 + margin
+        # The hard cap holds over a second stretched by a third of the margin: a submit
+        # that leaves a few ms after its grant still cannot crowd a second, and a
+        # grant taken a few ms late (a busy machine) is not lost for good, as it
+        # would be if the cap were as long as the pacing.
+        self.span = 1.0 + margin / 3
         self.burst = max(1, int(rate * burst_seconds))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
