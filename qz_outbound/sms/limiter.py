@@ -13,10 +13,10 @@ Two rules, both checked under the lock:
 * pacing: a grant of ``n`` submits moves the next allowed time on by
   ``n * (1 + margin) / rate`` (bursts of at most ``rate * burst_seconds``);
 * a hard cap: the file keeps the grant time of each of the last ``rate``
-  submits, and a new one is granted only if the submit ``rate`` places back was
-  at least ``1 + margin/3`` seconds ago. So no one-second window ever holds more
-  than ``rate`` submits, whatever the processes do, even when a submit leaves
-  a few milliseconds after its grant.
+  submits (stamped after their write) and a new one is granted, and written
+  under the same lock, only if the submit ``rate`` places back left at least one
+  second ago. So no second ever holds more than ``rate`` submits on the wire,
+  whatever the processes do and however late one of them runs.
 
 Times are ``time.monotonic()`` (CLOCK_MONOTONIC: one clock for all processes
 of a boot). The window 08:00-20:00 uses the project clock, not this one.
@@ -24,6 +24,7 @@ of a boot). The window 08:00-20:00 uses the project clock, not this one.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import math
@@ -48,11 +49,6 @@ class RateLimiter:
         self.rate = float(rate)
         self.capacity = max(1, int(math.floor(rate)))       # the hard cap per second
         self.interval = (1.0 + margin) / rate
-        # The hard cap holds over a second stretched by a third of the margin: a submit
-        # that leaves a few ms after its grant still cannot crowd a second, and a
-        # grant taken a few ms late (a busy machine) is not lost for good, as it
-        # would be if the cap were as long as the pacing.
-        self.span = 1.0 + margin / 3
         self.burst = max(1, int(rate * burst_seconds))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -98,25 +94,44 @@ class RateLimiter:
 
         ``dry_run`` only tells how many could be had now, taking nothing.
         """
+        with self.grant(n, dry_run=dry_run) as (granted, wait):
+            return granted, wait
+
+    @contextlib.contextmanager
+    def grant(self, n: int, dry_run: bool = False):
+        """Yield ``(granted, wait)`` holding the account's lock; write the granted submits inside.
+
+        The slots are stamped with the time the block *ends*, after the write: a
+        submit checked against the stamp of the one ``rate`` places back, which
+        was taken after that one had left, is a full second after it on the wire
+        too, however late this process runs. Writes of all senders of the
+        account are therefore in order, each a few microseconds long.
+        """
         n = max(1, min(n, self.burst, self.capacity))
         with self._locked():
             _magic, _rate, _cap, next_at, index = _HEADER.unpack_from(self._map, 0)
             now = time.monotonic()
-            # the grant time of the submit `capacity` places before the last one we would take
+            # the stamp of the submit `capacity` places before the last one we would take
             oldest = _SLOT.unpack_from(self._map, _HEADER.size + ((index + n - 1) % self.capacity) * _SLOT.size)[0]
-            ready_at = max(next_at, oldest + self.span)
+            ready_at = max(next_at, oldest + 1.0)
             if ready_at > now:
-                return 0, ready_at - now
+                yield 0, ready_at - now
+                return
             if dry_run:
-                return n, 0.0
-            for k in range(n):
-                _SLOT.pack_into(self._map, _HEADER.size + ((index + k) % self.capacity) * _SLOT.size, now)
-            # Schedule from the theoretical time, not from when we woke up: waking up
-            # to 0.1 s late must not lower the rate (the hard cap still holds while
-            # catching up). Idle for longer: start afresh.
-            base = next_at if now - next_at < 0.1 else now
-            _HEADER.pack_into(self._map, 0, _MAGIC, self.rate, self.capacity, base + n * self.interval, index + n)
-            return n, 0.0
+                yield n, 0.0
+                return
+            try:
+                yield n, 0.0
+            finally:
+                done = time.monotonic()
+                for k in range(n):
+                    _SLOT.pack_into(self._map, _HEADER.size + ((index + k) % self.capacity) * _SLOT.size, done)
+                # Schedule from the theoretical time, not from when we woke up: waking
+                # up to 0.1 s late must not lower the rate (the hard cap still holds
+                # while catching up). Idle for longer: start afresh.
+                base = next_at if now - next_at < 0.1 else now
+                _HEADER.pack_into(self._map, 0, _MAGIC, self.rate, self.capacity, base + n * self.interval,
+                                  index + n)
 
     def close(self) -> None:
         try:

@@ -494,36 +494,39 @@ class _Sender:
                 log.info("opt-out in force mid-batch: %d messages skipped", len(dropped))
         if not burst:
             return 0
-        granted, _wait = self.limiter.try_acquire(len(burst))
-        if granted < len(burst):
-            self.queue.extendleft(reversed(burst[granted:]))
-            burst = burst[:granted]
-        if not burst:
-            return 0
-        frames, seqs, lines = [], [], []
-        for part in burst:
-            msg = self.messages[part.contact_id]
-            seq = self.link.client.next_sequence()
-            frames.append(encode_submit_sm(
-                seq, source_addr=self.s.source_addr, destination_addr=msg.msisdn, short_message=part.payload,
-                esm_class=part.esm_class, data_coding=part.data_coding,
-                registered_delivery=self.s.registered_delivery,
-                source_addr_ton=self.s.source_addr_ton, source_addr_npi=self.s.source_addr_npi,
-                dest_addr_ton=self.s.dest_addr_ton, dest_addr_npi=self.s.dest_addr_npi))
-            seqs.append(seq)
-            lines.append(f"W\t{part.contact_id}\t{part.part_no}\t{seq}")
-        # the journal first: after a crash, a part with no W line was never sent
-        self.run.journal.write_now(lines)
-        data = b"".join(frames)
-        now = time.monotonic()
-        for part, seq in zip(burst, seqs):
-            self.outstanding[seq] = (part, now)
-            part.written_at = at
-            self.messages[part.contact_id].started = True
-        try:
-            self.link.send_raw(data)
-        except LinkDown as exc:
-            self.link_lost(str(exc))
+        with self.limiter.grant(len(burst)) as (granted, _wait):
+            if granted < len(burst):
+                self.queue.extendleft(reversed(burst[granted:]))
+                burst = burst[:granted]
+            if not burst:
+                return 0
+            frames, seqs, lines = [], [], []
+            for part in burst:
+                msg = self.messages[part.contact_id]
+                seq = self.link.client.next_sequence()
+                frames.append(encode_submit_sm(
+                    seq, source_addr=self.s.source_addr, destination_addr=msg.msisdn, short_message=part.payload,
+                    esm_class=part.esm_class, data_coding=part.data_coding,
+                    registered_delivery=self.s.registered_delivery,
+                    source_addr_ton=self.s.source_addr_ton, source_addr_npi=self.s.source_addr_npi,
+                    dest_addr_ton=self.s.dest_addr_ton, dest_addr_npi=self.s.dest_addr_npi))
+                seqs.append(seq)
+                lines.append(f"W\t{part.contact_id}\t{part.part_no}\t{seq}")
+            # the journal first: after a crash, a part with no W line was never sent
+            self.run.journal.write_now(lines)
+            now = time.monotonic()
+            for part, seq in zip(burst, seqs):
+                self.outstanding[seq] = (part, now)
+                part.written_at = at
+                self.messages[part.contact_id].started = True
+            try:
+                self.link.send_raw(b"".join(frames))
+            except LinkDown as exc:
+                lost = exc
+            else:
+                lost = None
+        if lost is not None:
+            self.link_lost(str(lost))
             self.flush(force=True)
             self.result.reconnects += 1
             self.link.connect_with_backoff()

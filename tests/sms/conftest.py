@@ -89,3 +89,19 @@ def jasmin():
     yield JasminPorts.from_env()
     if "jasmin up" in proc.stderr:   # we started it: stop it (one that was running stays)
         subprocess.run(["bash", str(root / "scripts/services/stop.sh")], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def tshark():
+    """tshark (Debian) to count submit_sm on the wire; installed here if missing, never skipped."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("tshark"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "tshark"]
+        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            subprocess.run(cmd, env=env, capture_output=True, check=True)
+    assert shutil.which("tshark"), "tshark could not be installed"
+    return shutil.which("tshark")

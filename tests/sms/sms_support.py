@@ -123,3 +123,39 @@ def finished(proc: subprocess.Popen, timeout: float = 120) -> dict:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, f"exit {proc.returncode}: {err[-2000:]}"
     return json.loads(out.strip().splitlines()[-1])
+
+
+class WireCapture:
+    """submit_sm PDUs as they cross loopback to ``port``, with kernel timestamps (tshark)."""
+
+    def __init__(self, port: int):
+        self.proc = subprocess.Popen(
+            ["tshark", "-i", "lo", "-l", "-f", f"tcp dst port {port}", "-d", f"tcp.port=={port},smpp",
+             "-Y", "smpp.command_id == 0x00000004", "-T", "fields", "-E", "occurrence=a",
+             "-e", "frame.time_epoch", "-e", "smpp.command_id"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while True:   # tshark says so on stderr once it listens
+            line = self.proc.stderr.readline()
+            if not line or "Capturing on" in line:
+                break
+        time.sleep(0.3)
+
+    def stop(self) -> list[float]:
+        time.sleep(0.5)
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=60)
+        times: list[float] = []
+        for line in out.splitlines():
+            stamp, _, commands = line.partition("\t")
+            times += [float(stamp)] * sum(1 for c in commands.split(",") if c and int(c, 0) == 4)
+        return times
+
+
+def max_per_second(times: list[float]) -> int:
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - 1.0:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
