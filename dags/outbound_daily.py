@@ -5,12 +5,14 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 
 | stage | what it does | where |
 | --- | --- | --- |
-| check_config | loads and validates the rule files HQ edits; a mistake stops the cycle with file, line and field | `config/` |
+| check_config | validates every file HQ edits (segment rules, campaign library, contact policy, channels); a mistake stops the cycle with file, line and field | `config/` |
 | segment_customers | segments every customer in the data mart into `mkt_segment_snapshot` | `include/sql/segment_customers.sql` |
 | distribution_report | HQ's distribution of types × tiers / market / county, bundling rate, change from the previous cycle | `var/output/reports/<date>/` |
-
-Next stages hang off `segment_customers` (campaign issue onwards): target →
-arbitrate → validate (GX) → split per county (mapped) → send SMS / publish call lists.
+| stage_extracts | copies DND, recent complaints, holdings and bundle end dates from the data mart | `include/sql/stage_*.sql` |
+| build_target_list | targeting + arbitration: one offer per customer, contact policy, control groups, A/B variants | `include/sql/target_list.sql` |
+| coverage_report | share of contactable customers with an offer, per county and type | `coverage.csv` |
+| validate_target_list | Great Expectations audit of the list; a failure stops every county (nothing is published) | `target_validation.html` |
+| publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
 
 Every task is idempotent per logical date: a re-run replaces that cycle's rows.
 Connections: `datamart` (read-only) and `marketing_db`. Task logs and XComs
@@ -25,6 +27,7 @@ import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, dag, task
 
 SEGMENT_SNAPSHOT = Asset("qz-outbound://marketing_db/mkt_segment_snapshot")
+CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
 
 
 @dag(
@@ -47,11 +50,13 @@ def outbound_daily():
     @task(retries=0)
     def check_config() -> dict:
         """Validate every config file HQ edits before anything else runs (no retry: a typo stays a typo)."""
-        from qz_outbound import counties, segmentation
+        from qz_outbound import campaigns, counties, segmentation, targeting
 
-        cfg = segmentation.load_config()
-        return {"counties": len(counties.county_names()),
-                "spend_tiers": len(cfg.tiers.spend.boundaries) + 1}
+        segmentation.load_config()
+        library = campaigns.load_library()
+        targeting.load_policy()
+        targeting.load_channels()
+        return {"counties": len(counties.county_names()), "campaigns": len(library)}
 
     @task(outlets=[SEGMENT_SNAPSHOT])
     def segment_customers(_config: dict, logical_date=None) -> dict:
@@ -74,7 +79,66 @@ def outbound_daily():
         return {"customers": report.customers, "html": str(report.html_path), "csv": str(report.csv_path),
                 "previous_cycle": report.previous.isoformat() if report.previous else None}
 
-    distribution_report(segment_customers(check_config()))
+    @task
+    def stage_extracts(_config: dict, logical_date=None) -> dict:
+        from qz_db_hook import DATAMART, MARKETING_DB, engine_for
+
+        from qz_outbound import clock, targeting
+
+        return targeting.stage_extracts(engine_for(DATAMART), engine_for(MARKETING_DB),
+                                        clock.cycle_date_of(logical_date))
+
+    @task
+    def build_target_list(segmented: dict, _staged: dict) -> dict:
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import campaigns, targeting
+
+        cycle_date = dt.date.fromisoformat(segmented["cycle_date"])
+        n = targeting.build_target_list(engine_for(MARKETING_DB), cycle_date, campaigns.load_library())
+        return {"cycle_date": segmented["cycle_date"], "targets": n}
+
+    @task
+    def coverage_report(targets: dict) -> dict:
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import targeting
+
+        path = targeting.write_coverage_report(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]))
+        return {"csv": str(path)}
+
+    @task(retries=0)
+    def validate_target_list(targets: dict) -> list[str]:
+        """Write–audit–publish: the list is checked before any county gets it. On failure the task
+        fails with a readable summary and no county is published (the whole cycle stops)."""
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import campaigns, counties, validation
+
+        report = validation.audit_target_list(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]),
+                                              campaigns.load_library())
+        validation.require_valid(report)
+        return list(counties.county_names())
+
+    @task(outlets=[CONTACTS], map_index_template="{{ county_label }}")
+    def publish_county(county_code: str, targets: dict) -> dict:
+        from airflow.sdk import get_current_context
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import campaigns, counties, publish
+
+        get_current_context()["county_label"] = f"{county_code} {counties.county_names()[county_code]}"
+        return publish.publish_county(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]),
+                                      county_code, campaigns.load_library())
+
+    config = check_config()
+    segmented = segment_customers(config)
+    distribution_report(segmented)
+    targets = build_target_list(segmented, stage_extracts(config))
+    coverage_report(targets)
+    county_codes = validate_target_list(targets)
+    publish_county.partial(targets=targets).expand(county_code=county_codes)
+    # next: send SMS per county within sending hours (SMPP), publish call lists (county portal)
 
 
 dag = outbound_daily()
