@@ -232,6 +232,10 @@ def land_query(
                     conn.exec_driver_sql("detach database dm")
     else:
         n = _stream(src, dst, template, params, table, columns, context, chunk_rows, cycle_date=cycle_date)
+    if dst.dialect.name == "postgresql" and not partitioned:
+        with dst.connect() as conn:
+            conn.exec_driver_sql(f"analyze {table}")
+            conn.commit()
     log.info("landed %s rows into %s in %.1fs (%s)", n, table, time.monotonic() - started,
              "in-database" if in_database else "streamed")
     return n
@@ -341,6 +345,9 @@ def _swap_partition(dst: Engine, table: str, stage: str, cycle_date: dt.date) ->
         conn.exec_driver_sql(f"alter table {stage} rename to {part}")
         conn.exec_driver_sql(f"alter table {table} attach partition {part} for values in ('{day}')")
         conn.exec_driver_sql(f"alter table {part} drop constraint {stage}_cycle")
+    with dst.connect() as conn:  # fresh statistics, or the next stage plans for an empty table
+        conn.exec_driver_sql(f"analyze {part}")
+        conn.commit()
 
 
 def drop_cycles_before(engine: Engine, table: str, cutoff: dt.date) -> int:

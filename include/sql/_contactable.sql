@@ -4,7 +4,8 @@
     system (mkt_opt_out), cancelled subscribers (not in the snapshot; checked again here).
     Frequency rules (config/contact_policy.yaml): real contacts (sms, call, agent; not control,
     not ones that never left) in the rolling window and in the calendar month.
-    Bind parameters: d, window_start, month_start, recent_since. -#}
+    Bind parameters: d, window_start, month_start, recent_since.
+    Users left-join `excluded_customers` and `recent_contacts` by msisdn. -#}
 {% macro recent_contacts(d) -%}
     select
         msisdn,
@@ -17,10 +18,14 @@
       and status not in ('skipped', 'failed', 'cancelled')
     group by msisdn
 {%- endmacro %}
-{% macro hard_excluded(d, alias) -%}
-    (exists (select 1 from stg_exclusion as x where x.cycle_date = {{ d.date_param('d') }} and x.msisdn = {{ alias }}.msisdn)
-     or exists (select 1 from mkt_opt_out as o where o.msisdn = {{ alias }}.msisdn)
-     or {{ alias }}.status = 'cancelled')
+{% macro excluded_customers(d) -%}
+    -- as a set, so the database anti-joins it (an OR of EXISTS would run per customer)
+    select msisdn from stg_exclusion where cycle_date = {{ d.date_param('d') }}
+    union
+    select msisdn from mkt_opt_out
+{%- endmacro %}
+{% macro hard_excluded(customer, excluded) -%}
+    ({{ excluded }}.msisdn is not null or {{ customer }}.status = 'cancelled')
 {%- endmacro %}
 {% macro capped(policy, alias) -%}
     (coalesce({{ alias }}.in_window, 0) >= {{ policy.contacts_per_window }}

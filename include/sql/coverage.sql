@@ -7,16 +7,22 @@ with recent as (
     {{ c.recent_contacts(d) }}
 ),
 
+excluded as (
+    {{ c.excluded_customers(d) }}
+),
+
 classified as (
     select
         s.county_code,
         s.stability_type,
-        case when {{ c.hard_excluded(d, 's') }} then 1 else 0 end as hard_excluded,
+        case when {{ c.hard_excluded('s', 'e') }} then 1 else 0 end as hard_excluded,
         case when {{ c.capped(policy, 'r') }} then 1 else 0 end as capped,
         case when t.msisdn is not null then 1 else 0 end as offered
     from mkt_segment_snapshot as s
     left join recent as r
         on r.msisdn = s.msisdn
+    left join excluded as e
+        on e.msisdn = s.msisdn
     left join mkt_target as t
         on t.cycle_date = s.cycle_date
        and t.msisdn = s.msisdn

@@ -20,6 +20,10 @@ with recent as (
     {{ c.recent_contacts(d) }}
 ),
 
+excluded as (
+    {{ c.excluded_customers(d) }}
+),
+
 contactable as (
     select
         s.msisdn,
@@ -36,8 +40,10 @@ contactable as (
     from mkt_segment_snapshot as s
     left join recent as r
         on r.msisdn = s.msisdn
+    left join excluded as e
+        on e.msisdn = s.msisdn
     where s.cycle_date = {{ d.date_param('d') }}{{ in_slice('s.msisdn') }}
-      and not {{ c.hard_excluded(d, 's') }}
+      and not {{ c.hard_excluded('s', 'e') }}
       and not {{ c.capped(policy, 'r') }}
 ),
 
