@@ -54,6 +54,7 @@ def _environment(directory: Path) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(str(directory)),
         undefined=jinja2.StrictUndefined,   # a missing value is an error, never an empty string
         autoescape=False,
+        auto_reload=False,                  # templates are files of a release: no stat() per message
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -86,7 +87,7 @@ def frame(body: str, message: MessageConfig) -> str:
 
 def split(text: str, max_parts: int) -> RenderedSms:
     """UCS-2 parts for ``text`` (one part up to 70 characters, else UDH-concatenated parts of 67)."""
-    if any(ord(ch) > 0xFFFF for ch in text):
+    if len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text):
         # UCS-2 cannot carry it, and a surrogate pair could be cut at a part boundary
         raise RenderError("text contains a character outside UCS-2 (e.g. an emoji)")
     parts, data_coding, esm_class = gsm.make_parts(text, encoding=UCS2)
