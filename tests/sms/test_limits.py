@@ -25,19 +25,22 @@ def max_in_one_second(times: list[float]) -> int:
 
 
 def test_smsc_rate_never_exceeded_by_limiters_sharing_the_account(tmp_path):
-    """Two limiters on one file (as two county tasks): never more than `rate` grants in any second."""
+    """Three limiters on one file (as county tasks): never more than `rate` sends in any second.
+
+    The "send" is stamped inside the grant, where the sender writes; a stamp taken
+    after the grant is released could be late by any scheduling delay."""
     rate, grants, lock = 50, [], threading.Lock()
     stop_at = time.monotonic() + 2.5
 
     def worker():
         lim = RateLimiter(tmp_path / "acct.bin", rate, margin=0.0, burst_seconds=0.1)
         while time.monotonic() < stop_at:
-            n, wait = lim.try_acquire(5)
-            if n:
-                now = time.monotonic()
-                with lock:
-                    grants.extend([now] * n)
-            else:
+            with lim.grant(5) as (n, wait):
+                if n:
+                    sent = time.monotonic()
+                    with lock:
+                        grants.extend([sent] * n)
+            if not n:
                 time.sleep(min(wait, 0.01))
         lim.close()
 
