@@ -44,6 +44,8 @@ def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
     url = sa.make_url(url)
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
+    # SQL errors end up in Airflow task logs, which any viewer can read: never print the parameters
+    kwargs.setdefault("hide_parameters", True)
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
