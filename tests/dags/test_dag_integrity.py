@@ -32,7 +32,8 @@ def test_every_dag_has_owner_retries_tags_and_docs(dagbag):
         assert not dag.catchup, dag_id
         for t in dag.tasks:
             assert t.owner and t.owner != "airflow", (dag_id, t.task_id)
-            if t.task_id != "check_config":  # a config typo is not retried: it stays a typo
+            # a config typo or a failed audit is not retried: a re-run gives the same answer
+            if t.task_id not in ("check_config", "validate_target_list"):
                 assert t.retries >= 1, (dag_id, t.task_id)
 
 
