@@ -495,7 +495,6 @@ def _outcome(res: dict, cycle_date: dt.date, checked_rows: int, volume: Volume, 
         return CheckResult(name, passed, _redact(line), bad, kind, expected, observed)
     else:  # control_share:<campaign>
         r = control_plan[name.split(":", 1)[1]]
-        bad = r.control
         expected = f"{r.configured:.1%} ± {r.tolerance:.1%}"
         observed = f"{r.chosen:,} 人中 {r.control:,} 人，{r.observed:.1%}"
         line = (f"{name}: {r.observed:.1%} of {r.chosen:,} chosen customers are control, configured "
@@ -503,7 +502,7 @@ def _outcome(res: dict, cycle_date: dt.date, checked_rows: int, volume: Volume, 
                 f"{r.observed:.1%}，应为 {r.configured:.1%} ± {r.tolerance:.1%}")
         if passed:
             line = f"{name}: {r.observed:.1%} control, configured {r.configured:.1%} / {zh}：{r.observed:.1%}"
-        return CheckResult(name, passed, _redact(line), None if passed else bad, kind, expected, observed)
+        return CheckResult(name, passed, _redact(line), None, kind, expected, observed)
     observed = f"{bad:,} 行不符" if bad else "全部符合"
     if detail:
         observed += "（" + _listed(detail, REASON_NAMES) + "）"
@@ -544,6 +543,8 @@ def audit_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
     by_code = {r.campaign_code: r for r in plan}
     checks = [_outcome(res, cycle_date, checked_rows, volume, settings, by_code, at_fault)
               for suite in gx_results for res in suite["results"]]
+    order = {name: i for i, name in enumerate(CHECK_TITLES)}
+    checks.sort(key=lambda c: (order[c.check.split(":")[0]], c.check))
     failed = [c for c in checks if not c.passed]
 
     folder = (out_dir or output_dir()) / "reports" / cycle_date.isoformat()
