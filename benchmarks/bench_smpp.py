@@ -17,6 +17,7 @@ qz_outbound.sms devsmsc serve`` / ``receive``), as they would be deployed.
 
 from __future__ import annotations
 
+from qz_outbound.sms.limiter import max_in_any_second
 import argparse
 import datetime as dt
 import json
@@ -221,14 +222,7 @@ def wire_times(proc) -> list[float]:
     return times
 
 
-def max_per_second(times: list[float]) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - 1.0:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
+max_per_second = max_in_any_second  # one definition: qz_outbound.sms.limiter
 
 
 def main() -> int:

@@ -30,6 +30,7 @@ Everything listens on 127.0.0.1. Run it alone with
 
 from __future__ import annotations
 
+from qz_outbound.sms.limiter import max_in_any_second
 import argparse
 import asyncio
 import collections
@@ -531,13 +532,8 @@ class DevSmsc:
     def max_per_second(self, statuses=("accepted", "throttled", "rejected")) -> int:
         """The most submits that arrived within any one second (sliding)."""
         with self._lock:
-            times = sorted(s.at for s in self.submits if s.status in statuses)
-        best, j = 0, 0
-        for i, t in enumerate(times):
-            while times[j] <= t - 1.0:
-                j += 1
-            best = max(best, i - j + 1)
-        return best
+            times = [s.at for s in self.submits if s.status in statuses]
+        return max_in_any_second(times)
 
     def stats(self) -> dict:
         with self._lock:

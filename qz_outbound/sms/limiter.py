@@ -138,3 +138,14 @@ class RateLimiter:
             self._map.close()
         finally:
             os.close(self._fd)
+
+
+def max_in_any_second(times) -> int:
+    """The most events within any one second (sliding window): what a contracted rate bounds."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - 1.0:
+            j += 1
+        best = max(best, i - j + 1)
+    return best

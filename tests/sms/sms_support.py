@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qz_outbound.sms.limiter import max_in_any_second
 import contextlib
 import datetime as dt
 import json
@@ -151,11 +152,4 @@ class WireCapture:
         return times
 
 
-def max_per_second(times: list[float]) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - 1.0:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
+max_per_second = max_in_any_second  # one definition: qz_outbound.sms.limiter

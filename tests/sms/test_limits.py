@@ -10,18 +10,11 @@ import pytest
 
 from qz_outbound import clock
 from qz_outbound.sms import window
-from qz_outbound.sms.limiter import RateLimiter
+from qz_outbound.sms.limiter import RateLimiter, max_in_any_second
 from qz_outbound.sms.settings import SendingHours, load_sms_config
 
 
-def max_in_one_second(times: list[float]) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - 1.0:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
+max_in_one_second = max_in_any_second  # one definition: qz_outbound.sms.limiter
 
 
 def test_smsc_rate_never_exceeded_by_limiters_sharing_the_account(tmp_path):
