@@ -13,9 +13,10 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | coverage_report | share of contactable customers with an offer, per county and type | `coverage.csv` |
 | validate_target_list | Great Expectations audit of the list; a failure stops every county (nothing is published) | `target_validation.html` |
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
+| send_sms (one per county) | submits the county's SMS over SMPP (connection `smsc`) within 08:00–20:00 and the contracted rate; before 08:00 it is rescheduled to the opening (no worker slot held); what the day's window cannot take waits for the next cycle's send | `qz_outbound/sending.py`, `docs/sms-delivery.md` |
 
 Every task is idempotent per logical date: a re-run replaces that cycle's rows.
-Connections: `datamart` (read-only) and `marketing_db`. Task logs and XComs
+Connections: `datamart` (read-only), `marketing_db` and `smsc`. Task logs and XComs
 carry counts and paths only, never customer data.
 """
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, dag, task
+from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, task
 
 SEGMENT_SNAPSHOT = Asset("qz-outbound://marketing_db/mkt_segment_snapshot")
 CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
@@ -128,8 +129,29 @@ def outbound_daily():
         from qz_outbound import campaigns, counties, publish
 
         get_current_context()["county_label"] = f"{county_code} {counties.county_names()[county_code]}"
-        return publish.publish_county(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]),
-                                      county_code, campaigns.load_library())
+        counts = publish.publish_county(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]),
+                                        county_code, campaigns.load_library())
+        return {"county_code": county_code, "cycle_date": targets["cycle_date"], **counts}
+
+    @task.sensor(mode="reschedule", poke_interval=60, timeout=dt.timedelta(hours=20).total_seconds(),
+                 map_index_template="{{ county_label }}")
+    def send_sms(published: dict) -> PokeReturnValue:
+        """Submit the county's SMS within the sending window (a sensor in reschedule mode: while the window
+        is closed the task waits without holding a worker slot, rescheduled to the window's opening)."""
+        from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowRescheduleException
+        from qz_db_hook import MARKETING_DB, engine_for
+        from smpp_hook import SmppHook
+
+        from qz_outbound import counties, sending
+
+        county_code = published["county_code"]
+        get_current_context()["county_label"] = f"{county_code} {counties.county_names()[county_code]}"
+        step = sending.send_county(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
+                                   county_code, SmppHook().get_settings())
+        if not step.done:
+            raise AirflowRescheduleException(step.wait_until.astimezone(dt.timezone.utc))
+        return PokeReturnValue(is_done=True, xcom_value=step.counts)
 
     config = check_config()
     segmented = segment_customers(config)
@@ -137,8 +159,8 @@ def outbound_daily():
     targets = build_target_list(segmented, stage_extracts(config))
     coverage_report(targets)
     county_codes = validate_target_list(targets)
-    publish_county.partial(targets=targets).expand(county_code=county_codes)
-    # next: send SMS per county within sending hours (SMPP), publish call lists (county portal)
+    published = publish_county.partial(targets=targets).expand(county_code=county_codes)
+    send_sms.expand(published=published)
 
 
 dag = outbound_daily()

@@ -24,6 +24,18 @@ def print_summary(marketing: Engine, cycle_date: dt.date) -> int:
     print(f"cycle {cycle_date}")
     for stage, rows, seconds in stages:
         print(f"  {stage:<22}{rows:>12,} rows  {seconds:8.1f} s")
+    with marketing.connect() as conn:
+        channels = dict(conn.execute(sa.text(
+            "select channel, count(*) from mkt_contact where cycle_date = :d group by channel"),
+            {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date}).all())
+        outbox = dict(conn.execute(sa.text(
+            "select state, count(*) from sms_outbox where cycle_date = :d group by state"),
+            {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date}).all()) \
+            if sa.inspect(marketing).has_table("sms_outbox") else {}
+    if channels:
+        print("  contacts: " + ", ".join(f"{ch} {n:,}" for ch, n in sorted(channels.items())))
+    if outbox:
+        print("  SMS outbox: " + ", ".join(f"{st} {n:,}" for st, n in sorted(outbox.items())))
     total = sum(n for _, n in types)
     order = {k: i for i, k in enumerate(reports.TYPE_NAMES)}
     print("  stability types:")

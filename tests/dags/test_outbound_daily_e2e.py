@@ -1,4 +1,5 @@
-"""outbound_daily run end to end by Airflow (dag.test) on the embedded default."""
+"""outbound_daily run end to end by Airflow (dag.test) on the embedded default, SMS sent to the
+development SMSC (a real SMPP server on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,16 @@ def demo(tmp_path_factory):
     return base
 
 
-def _run(dag_id, base, monkeypatch, when: dt.date):
+@pytest.fixture(scope="module")
+def smsc():
+    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+
+    server = DevSmsc(behaviour=Behaviour(), seed=11).start()
+    yield server
+    server.stop()
+
+
+def _run(dag_id, base, monkeypatch, when: dt.date, smsc=None, at: str = "09:00"):
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
@@ -33,6 +43,13 @@ def _run(dag_id, base, monkeypatch, when: dt.date):
     monkeypatch.setenv("AIRFLOW_CONN_MARKETING_DB",
                        json.dumps({"conn_type": "sqlite", "host": str(base / "marketing.db")}))
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(base / "output"))
+    monkeypatch.setenv("QZ_SMS_STATE_DIR", str(base / "sms-state"))
+    # the send step runs inside the sending window of the cycle day (the one clock, set for the run)
+    monkeypatch.setenv("QZ_FAKE_NOW", f"{when.isoformat()}T{at}:00+08:00")
+    if smsc is not None:
+        monkeypatch.setenv("AIRFLOW_CONN_SMSC", json.dumps({
+            "conn_type": "generic", "host": "127.0.0.1", "port": smsc.port, "login": smsc.system_id,
+            "password": "dev", "extra": {"source_addr": "10658", "rate": 400, "window": 50}}))
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags[dag_id]
     # 06:00 in Shanghai on the cycle date (22:00 UTC the day before): the cycle date must be Shanghai's
     logical = dt.datetime(when.year, when.month, when.day, 6, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -42,9 +59,9 @@ def _run(dag_id, base, monkeypatch, when: dt.date):
 
 
 @pytest.mark.slow
-def test_outbound_daily_segments_reports_and_reruns_idempotently(airflow_db, demo, monkeypatch):
-    _run("outbound_daily", demo, monkeypatch, CYCLE - dt.timedelta(days=1))
-    _run("outbound_daily", demo, monkeypatch, CYCLE)
+def test_outbound_daily_segments_reports_and_reruns_idempotently(airflow_db, demo, smsc, monkeypatch):
+    _run("outbound_daily", demo, monkeypatch, CYCLE - dt.timedelta(days=1), smsc)
+    _run("outbound_daily", demo, monkeypatch, CYCLE, smsc)
     mk = db.make_engine(f"sqlite:///{demo / 'marketing.db'}")
     with mk.connect() as conn:
         count = conn.execute(sa.text("select count(*) from mkt_segment_snapshot where cycle_date = :d"),
@@ -62,12 +79,24 @@ def test_outbound_daily_segments_reports_and_reruns_idempotently(airflow_db, dem
     assert "存量客户细分分布" in html and "<svg" in html and str(CYCLE - dt.timedelta(days=1)) in html
     assert (report / "segment_distribution.csv").stat().st_size > 0
 
-    # a re-run of the same logical date replaces the cycle's rows: same count, no duplicates
-    _run("outbound_daily", demo, monkeypatch, CYCLE)
+    # every SMS contact of both cycles reached the SMSC exactly once, and only SMS contacts did
+    with mk.connect() as conn:
+        sms_contacts = sorted(r[0] for r in conn.execute(sa.text("select msisdn from mkt_contact where channel = 'sms'")))
+        not_sent = conn.execute(sa.text("select count(*) from sms_outbox where state in ('queued', 'sending')")).scalar()
+    accepted = sorted(m["msisdn"] for m in smsc.handset_messages())
+    assert sms_contacts and not_sent == 0
+    assert accepted == sms_contacts
+    assert smsc.max_per_second() <= 400
+
+    # a re-run of the same logical date replaces the cycle's rows: same count, no duplicates,
+    # and nobody gets a second SMS
+    submits_before = len(smsc.submits)
+    _run("outbound_daily", demo, monkeypatch, CYCLE, smsc)
     with mk.connect() as conn:
         again = conn.execute(sa.text("select count(*), count(distinct msisdn) from mkt_segment_snapshot "
                                      "where cycle_date = :d"), {"d": CYCLE.isoformat()}).one()
     assert tuple(again) == (count, count)
+    assert len(smsc.submits) == submits_before
 
     # nothing a viewer can read in Airflow carries a phone number
     from airflow.models.xcom import XComModel
