@@ -28,6 +28,9 @@ from bench_segmentation import D, timed  # noqa: E402
 from qz_outbound import campaigns, counties, db, publish, segmentation, targeting  # noqa: E402
 
 
+PARALLEL = 2
+
+
 def main() -> None:
     url = subprocess.run([str(ROOT / "scripts/services/postgres.sh")], check=True, capture_output=True,
                          text=True).stdout.strip().splitlines()[-1]
@@ -69,11 +72,28 @@ def main() -> None:
             validation.audit_target_list(engine, D, library, ROOT / "var" / "bench")), 0)[1])
         total += secs
     with engine.begin() as conn:
+        conn.execute(sa.text("delete from sms_part where contact_id in "
+                             "(select contact_id from sms_outbox where cycle_date = :d)"), {"d": D})
+        conn.execute(sa.text("delete from sms_outbox where cycle_date = :d"), {"d": D})
         conn.execute(sa.text("delete from mkt_contact where cycle_date = :d"), {"d": D})
-    secs, _ = stage("split per county into mkt_contact (11 counties, one after another)", lambda: sum(
-        sum(v for k, v in publish.publish_county(engine, D, c, library, queue_sms=False).items()
-            if k in ("sms", "call", "control")) for c in counties.county_names()))
+    # As the DAG runs them: one task per county, two at a time (2 cores; the biggest counties first)
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = sorted(counties.county_names(), key=lambda c: -by_county.get(c, 0)) if (by_county := dict(
+        engine.connect().execute(sa.text("select county_code, count(*) from mkt_target where cycle_date = :d "
+                                         "group by county_code"), {"d": D}).all())) else list(counties.county_names())
+
+    def in_parallel(fn):
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            return list(pool.map(fn, order))
+
+    secs, _ = stage(f"split per county into mkt_contact (11 counties, {PARALLEL} at a time)", lambda: sum(
+        sum(v for k, v in r.items() if k in ("sms", "call", "control")) for r in in_parallel(
+            lambda c: publish.publish_county(engine, D, c, library, queue_sms=False))))
     total += secs
+    secs_q, _ = stage(f"SMS rendered into the outbox (11 counties, {PARALLEL} at a time; not in the goal's total)",
+                      lambda: sum(r.get("queued", 0) for r in in_parallel(
+                          lambda c: publish.queue_county_sms(engine, D, c, library))))
     lines.append(f"| **total** | **{total:.1f} s** | | | |")
     out = ROOT / "benchmarks" / "results" / "targeting.md"
     out.parent.mkdir(exist_ok=True)
