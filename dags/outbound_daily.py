@@ -66,7 +66,12 @@ def outbound_daily():
         from qz_outbound import clock, segmentation
 
         cycle_date = clock.cycle_date_of(logical_date)
-        n = segmentation.segment_customers(engine_for(DATAMART), engine_for(MARKETING_DB), cycle_date)
+        try:
+            n = segmentation.segment_customers(engine_for(DATAMART), engine_for(MARKETING_DB), cycle_date)
+        except segmentation.BrokenExtract as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from None   # a broken extract stays broken: no retry
         return {"cycle_date": cycle_date.isoformat(), "customers": n}
 
     @task

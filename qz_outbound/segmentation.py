@@ -122,6 +122,10 @@ def query_params(cycle_date: dt.date) -> dict:
     }
 
 
+class BrokenExtract(ValueError):
+    """The data mart's extract cannot be segmented as it is (the message names no customer)."""
+
+
 def segment_customers(
     datamart: Engine, marketing: Engine, cycle_date: dt.date, cfg: SegmentationConfig | None = None
 ) -> int:
@@ -133,11 +137,19 @@ def segment_customers(
     cfg = cfg or load_config()
     schema.ensure_schema(marketing)
     started = time.monotonic()
-    n = db.land_query(
-        datamart, marketing, "segment_customers.sql", query_params(cycle_date),
-        "mkt_segment_snapshot", SNAPSHOT_COLUMNS,
-        cycle_date=cycle_date, context={"cfg": cfg}, slices=cfg.parallel_slices,
-    )
+    try:
+        n = db.land_query(
+            datamart, marketing, "segment_customers.sql", query_params(cycle_date),
+            "mkt_segment_snapshot", SNAPSHOT_COLUMNS,
+            cycle_date=cycle_date, context={"cfg": cfg}, slices=cfg.parallel_slices,
+        )
+    except sa.exc.IntegrityError:
+        # The database's own message quotes the duplicated key, a phone number: task logs are
+        # readable by any viewer, so say what is wrong without it.
+        raise BrokenExtract(
+            f"the data mart's extract for {cycle_date} has a customer number more than once "
+            "(subscriber rows must be unique by msisdn); nothing was segmented for this cycle. "
+            "Ask the data mart team to fix the extract, then clear this task.") from None
     purge_old_snapshots(marketing, cycle_date, cfg.snapshot_retention_days)
     record_stage(marketing, cycle_date, "segment", n, time.monotonic() - started)
     return n

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,28 @@ ROOT = Path(__file__).resolve().parents[2]
 CYCLE = dt.date(2026, 11, 23)
 
 
-def _run(base, monkeypatch):
+@pytest.fixture(scope="module")
+def smsc():
+    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+
+    server = DevSmsc(behaviour=Behaviour(), seed=5).start()
+    yield server
+    server.stop()
+
+
+def _run(base, monkeypatch, smsc=None):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("AIRFLOW_CONN_DATAMART", json.dumps({"conn_type": "sqlite", "host": str(base / "datamart.db")}))
     monkeypatch.setenv("AIRFLOW_CONN_MARKETING_DB",
                        json.dumps({"conn_type": "sqlite", "host": str(base / "marketing.db")}))
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(base / "output"))
+    monkeypatch.setenv("QZ_SMS_STATE_DIR", str(base / "sms-state"))
+    monkeypatch.setenv("QZ_FAKE_NOW", f"{CYCLE.isoformat()}T09:00:00+08:00")   # inside the sending window
+    if smsc is not None:
+        monkeypatch.setenv("AIRFLOW_CONN_SMSC", json.dumps({
+            "conn_type": "generic", "host": "127.0.0.1", "port": smsc.port, "login": smsc.system_id,
+            "password": "dev", "extra": {"source_addr": "10658", "rate": 400, "window": 50}}))
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["outbound_daily"]
     logical = dt.datetime(CYCLE.year, CYCLE.month, CYCLE.day, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     run = dag.test(logical_date=logical.astimezone(dt.timezone.utc))
@@ -74,10 +90,31 @@ def test_broken_extract_is_stopped_by_validation_and_nothing_is_queued(airflow_d
 
 
 @pytest.mark.slow
-def test_clean_extract_is_published_per_county(airflow_db, mart, monkeypatch):
+def test_duplicate_customers_in_the_extract_stop_the_cycle_without_naming_anyone(airflow_db, mart, monkeypatch,
+                                                                                 capfd):
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    dm = db.make_engine(f"sqlite:///{mart / 'datamart.db'}")
+    with dm.begin() as conn:   # an extract delivered with some customers twice
+        conn.exec_driver_sql("drop index ux_subscriber")
+        conn.exec_driver_sql("insert into subscriber select * from subscriber where rowid % 50 = 0")
+    dm.dispose()
+    run, states = _run(mart, monkeypatch)
+    assert run.state == DagRunState.FAILED
+    assert states["segment_customers"] == TaskInstanceState.FAILED
+    assert states["validate_target_list"] != TaskInstanceState.SUCCESS
+    assert _nothing_left(mart)
+    captured = capfd.readouterr()
+    task_log = captured.out + captured.err                   # what the task printed: its log
+    assert "has a customer number more than once" in task_log
+    assert not re.search(r"1[3-9]\d{9}", task_log)           # the duplicated number is not in the log
+
+
+@pytest.mark.slow
+def test_clean_extract_is_published_per_county(airflow_db, mart, monkeypatch, smsc):
     from airflow.utils.state import DagRunState
 
-    run, _ = _run(mart, monkeypatch)
+    run, _ = _run(mart, monkeypatch, smsc)
     assert run.state == DagRunState.SUCCESS
     mapped = [ti for ti in run.get_task_instances() if ti.task_id == "publish_county"]
     assert len(mapped) == 11
@@ -88,3 +125,8 @@ def test_clean_extract_is_published_per_county(airflow_db, mart, monkeypatch):
         queued = conn.execute(sa.text("select count(*) from sms_outbox")).scalar()
     assert by_channel["sms"] > 0 and by_channel["control"] > 0
     assert queued == by_channel["sms"]
+    # and sent: one send_sms per county, readable names, every SMS submitted once
+    sends = [ti for ti in run.get_task_instances() if ti.task_id == "send_sms"]
+    assert len(sends) == 11 and all(ti.rendered_map_index[:6].isdigit() for ti in sends)
+    assert sorted(m["msisdn"] for m in smsc.handset_messages()) == sorted(
+        r[0] for r in mk.connect().execute(sa.text("select msisdn from mkt_contact where channel = 'sms'")))
