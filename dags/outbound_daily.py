@@ -13,6 +13,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | coverage_report | share of contactable customers with an offer, per county and type | `coverage.csv` |
 | validate_target_list | Great Expectations audit of the list; a failure stops every county (nothing is published) | `target_validation.html` |
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
+| call_list (one per county) | the county's call list (外呼清单) in calling order, call scripts rendered, CSV (UTF-8 with BOM) and XLSX | `var/output/call_lists/<date>/<county>/` |
 | send_sms (one per county) | submits the county's SMS over SMPP (connection `smsc`) within 08:00–20:00 and the contracted rate; before 08:00 it is rescheduled to the opening (no worker slot held); what the day's window cannot take waits for the next cycle's send | `qz_outbound/sending.py`, `docs/sms-delivery.md` |
 
 Every task is idempotent per logical date: a re-run replaces that cycle's rows.
@@ -138,6 +139,19 @@ def outbound_daily():
                                         county_code, campaigns.load_library())
         return {"county_code": county_code, "cycle_date": targets["cycle_date"], **counts}
 
+    @task(map_index_template="{{ county_label }}")
+    def call_list(published: dict) -> dict:
+        """The county's call list for its call centre (files only a county's portal page serves)."""
+        from airflow.sdk import get_current_context
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import call_lists, campaigns, counties
+
+        county_code = published["county_code"]
+        get_current_context()["county_label"] = f"{county_code} {counties.county_names()[county_code]}"
+        return call_lists.write_call_lists(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
+                                           county_code, campaigns.load_library())
+
     @task.sensor(mode="reschedule", poke_interval=60, timeout=dt.timedelta(hours=20).total_seconds(),
                  map_index_template="{{ county_label }}")
     def send_sms(published: dict) -> PokeReturnValue:
@@ -165,6 +179,7 @@ def outbound_daily():
     coverage_report(targets)
     county_codes = validate_target_list(targets)
     published = publish_county.partial(targets=targets).expand(county_code=county_codes)
+    call_list.expand(published=published)
     send_sms.expand(published=published)
 
 

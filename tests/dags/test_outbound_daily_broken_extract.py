@@ -125,6 +125,15 @@ def test_clean_extract_is_published_per_county(airflow_db, mart, monkeypatch, sm
         queued = conn.execute(sa.text("select count(*) from sms_outbox")).scalar()
     assert by_channel["sms"] > 0 and by_channel["control"] > 0
     assert queued == by_channel["sms"]
+    # each county got its call list, with exactly its call contacts
+    lists = [ti for ti in run.get_task_instances() if ti.task_id == "call_list"]
+    assert len(lists) == 11
+    with mk.connect() as conn:
+        calls = dict(conn.execute(sa.text("select county_code, count(*) from mkt_contact where channel = 'call' "
+                                          "group by county_code")).all())
+    for county in calls:
+        csv = next((mart / "output" / "call_lists" / CYCLE.isoformat() / county).glob("*.csv"))
+        assert len(csv.read_text(encoding="utf-8-sig").strip().splitlines()) == calls[county] + 1
     # and sent: one send_sms per county, readable names, every SMS submitted once
     sends = [ti for ti in run.get_task_instances() if ti.task_id == "send_sms"]
     assert len(sends) == 11 and all(ti.rendered_map_index[:6].isdigit() for ti in sends)
