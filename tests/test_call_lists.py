@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from qz_outbound import call_lists, campaigns, clock, counties, db, publish, schema, segmentation, targeting
-from qz_outbound.datamart.generate import generate
+from cycle_support import published_cycle
+from qz_outbound import call_lists, clock, counties, db, segmentation
 
 D = dt.date(2026, 11, 23)
 
@@ -21,15 +21,8 @@ def cycle(request, tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'one.db'}" if request.param == "sqlite" else \
         request.getfixturevalue("pg_database_factory")("qz_calls")
     engine = db.make_engine(url)
-    generate(engine, 6000, D, progress=False)
-    schema.ensure_schema(engine)
-    library = campaigns.load_library()
     clock.set_now(dt.datetime(2026, 11, 23, 5, 30))
-    segmentation.segment_customers(engine, engine, D)
-    targeting.stage_extracts(engine, engine, D)
-    targeting.build_target_list(engine, D, library)
-    for county in counties.county_names():
-        publish.publish_county(engine, D, county, library, queue_sms=False)
+    library = published_cycle(engine, D, 6000)
     yield engine, library, tmp_path / "out"
     clock.set_now(None)
     engine.dispose()

@@ -1,0 +1,71 @@
+"""Tables of the county portal, on the project's one metadata (created by ``ensure_schema``)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from qz_outbound.schema import metadata
+
+_TS = sa.DateTime(timezone=True)
+_BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# Accepted call outcomes, one row per outcome reported by a county. The outcome loop applies them
+# to mkt_contact (response, responded_at); refused_do_not_call is an opt-out at once (mkt_opt_out).
+mkt_call_outcome = sa.Table(
+    "mkt_call_outcome",
+    metadata,
+    sa.Column("contact_id", sa.String(32), primary_key=True),
+    sa.Column("outcome", sa.String(24), primary_key=True),
+    sa.Column("called_at", _TS, primary_key=True),       # when the call was made (the upload time if not given)
+    sa.Column("cycle_date", sa.Date, nullable=False),
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("msisdn", sa.String(11), nullable=False),
+    sa.Column("campaign_code", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("upload_id", sa.String(40), nullable=False),
+    sa.Column("loaded_at", _TS, nullable=False),
+)
+
+# Every file a county uploaded, archived as it arrived; the same file again is recognised by its hash.
+portal_upload = sa.Table(
+    "portal_upload",
+    metadata,
+    sa.Column("upload_id", sa.String(40), primary_key=True),
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("archive_path", sa.Text, nullable=False),
+    sa.Column("uploaded_by", sa.String(64), nullable=False),
+    sa.Column("uploaded_at", _TS, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # loaded | rejected (the file as a whole)
+    sa.Column("error", sa.Text),                         # why the whole file was rejected
+    sa.Column("rows_total", sa.Integer, nullable=False),
+    sa.Column("rows_accepted", sa.Integer, nullable=False),
+    sa.Column("rows_rejected", sa.Integer, nullable=False),
+    sa.Column("rows_without_outcome", sa.Integer, nullable=False),   # rows not called yet (no outcome)
+    sa.UniqueConstraint("county_code", "sha256", name="ux_portal_upload_file"),
+)
+
+# Rows of an upload that were not loaded, with the reason, for a person to fix and upload again.
+portal_upload_reject = sa.Table(
+    "portal_upload_reject",
+    metadata,
+    sa.Column("upload_id", sa.String(40), primary_key=True),
+    sa.Column("row_no", sa.Integer, primary_key=True),   # as Excel numbers it (header = 1)
+    sa.Column("contact_id", sa.Text),
+    sa.Column("outcome", sa.Text),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+# Who downloaded or uploaded what, when, and how many rows.
+portal_audit = sa.Table(
+    "portal_audit",
+    metadata,
+    sa.Column("audit_id", _BIGID, primary_key=True, autoincrement=True),
+    sa.Column("at", _TS, nullable=False),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # download | upload | denied
+    sa.Column("county_code", sa.String(6)),
+    sa.Column("object", sa.Text),
+    sa.Column("rows", sa.Integer),
+)
