@@ -1,0 +1,211 @@
+"""The county portal's pages and endpoints (FastAPI), without Airflow.
+
+``create_app(get_user, engine)`` builds the app; ``plugins/county_portal.py`` passes Airflow's own
+user dependency (the UI's session cookie or a Bearer JWT) and the ``marketing_db`` engine. Every
+endpoint resolves the viewer first and checks the county on the server: no login → 401, a user
+the portal does not know → 403, another county's list or upload → 403. Every download and upload
+(and every refusal) is written to ``portal_audit``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from sqlalchemy.engine import Engine
+
+from qz_outbound import TEMPLATE_DIR, call_lists, clock, reports, schema
+from qz_outbound.counties import county_names
+from qz_outbound.portal import uploads
+from qz_outbound.portal.access import NotAllowed, Viewer, load_portal_config, viewer_for
+from qz_outbound.portal.schema import mkt_call_outcome, portal_audit, portal_upload
+
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+REPORT_NAME = re.compile(r"^[\w\-]+\.(html|csv|json)$")
+FORMATS = {"csv": "text/csv; charset=utf-8",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "portal")),
+                              autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def _cycle(value: str) -> dt.date:
+    if not DATE.match(value or ""):
+        raise HTTPException(400, "日期格式应为 YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(400, "日期无效") from None
+
+
+def _county(value: str) -> str:
+    if value not in county_names():
+        raise HTTPException(404, "没有这个区县")
+    return value
+
+
+def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> FastAPI:
+    app = FastAPI(title="县公司外呼门户", docs_url=None, redoc_url=None, openapi_url=None)
+    env = _env()
+
+    def audit(viewer_name: str, action: str, county: str | None, obj: str | None, rows: int | None) -> None:
+        eng = engine()
+        schema.ensure_schema(eng)
+        with eng.begin() as conn:
+            conn.execute(portal_audit.insert().values(at=clock.now(), user_name=viewer_name, action=action,
+                                                      county_code=county, object=obj, rows=rows))
+
+    def viewer(user=Depends(get_user)) -> Viewer:
+        name = user.get_name() if hasattr(user, "get_name") else str(user)
+        try:
+            return viewer_for(name, getattr(user, "role", None), load_portal_config())
+        except NotAllowed:
+            audit(name, "denied", None, "portal", None)
+            raise HTTPException(403, "您的账号没有开通外呼门户（请联系市公司配置 config/portal.yaml）") from None
+
+    def require_county(v: Viewer, county: str, what: str) -> None:
+        if not v.may_see(county):
+            audit(v.name, "denied", county, what, None)
+            raise HTTPException(403, "只能查看和上传本县的数据")
+
+    def lists_for(v: Viewer) -> list[dict]:
+        root = reports.output_dir() / "call_lists"
+        cycles = sorted((p.name for p in root.iterdir() if p.is_dir() and DATE.match(p.name)), reverse=True) \
+            if root.exists() else []
+        out = []
+        for cycle in cycles[:load_portal_config().keep_cycles]:
+            for county in v.counties():
+                folder = root / cycle / county
+                files = {f.suffix[1:]: f for f in folder.glob("外呼清单_*") if f.suffix[1:] in FORMATS} \
+                    if folder.exists() else {}
+                if files:
+                    rows = max(0, sum(1 for _ in files["csv"].open(encoding="utf-8-sig")) - 1) \
+                        if "csv" in files else None
+                    out.append({"cycle": cycle, "county": county, "county_name": county_names()[county],
+                                "formats": sorted(files), "rows": rows})
+        return out
+
+    def recent_uploads(v: Viewer, limit: int = 20) -> list[dict]:
+        eng = engine()
+        schema.ensure_schema(eng)
+        q = sa.select(portal_upload).order_by(portal_upload.c.uploaded_at.desc()).limit(limit)
+        if not v.hq:
+            q = q.where(portal_upload.c.county_code == v.county)
+        with eng.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def progress(cycle: dt.date) -> list[dict]:
+        eng = engine()
+        schema.ensure_schema(eng)
+        d = cycle.isoformat() if eng.dialect.name == "sqlite" else cycle
+        with eng.connect() as conn:
+            issued = dict(conn.execute(sa.text(
+                "select county_code, count(*) from mkt_contact where cycle_date = :d and channel = 'call' "
+                "group by county_code"), {"d": d}).all())
+            done = {r[0]: r[1:] for r in conn.execute(sa.select(
+                mkt_call_outcome.c.county_code,
+                sa.func.count(sa.distinct(mkt_call_outcome.c.contact_id)),
+                sa.func.count(),
+                sa.func.count(sa.distinct(sa.case((mkt_call_outcome.c.outcome == "accepted",
+                                                   mkt_call_outcome.c.contact_id)))),
+            ).where(mkt_call_outcome.c.cycle_date == cycle).group_by(mkt_call_outcome.c.county_code))}
+        rows = []
+        for county, name in county_names().items():
+            called, outcomes, accepted = done.get(county, (0, 0, 0))
+            rows.append({"county": county, "name": name, "issued": issued.get(county, 0), "called": called,
+                         "outcomes": outcomes, "accepted": accepted,
+                         "acceptance": f"{accepted / called:.1%}" if called else "—"})
+        return rows
+
+    def hq_reports(cycle: str | None) -> list[str]:
+        if not cycle:
+            return []
+        folder = reports.output_dir() / "reports" / cycle
+        return sorted(p.name for p in folder.iterdir() if REPORT_NAME.match(p.name)) if folder.exists() else []
+
+    def page(request: Request, template: str, **ctx) -> HTMLResponse:
+        base = request.scope.get("root_path", "").rstrip("/")
+        return HTMLResponse(env.get_template(template).render(base=base, **ctx))
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request, v: Viewer = Depends(viewer), cycle: str | None = None):
+        lists = lists_for(v)
+        latest = cycle or (lists[0]["cycle"] if lists else clock.today().isoformat())
+        _cycle(latest)
+        return page(request, "index.html", viewer=v, county_name=county_names().get(v.county or "", ""),
+                    lists=lists, uploads=recent_uploads(v), counties=v.counties(), names=county_names(),
+                    progress=progress(dt.date.fromisoformat(latest)) if v.hq else [],
+                    cycle=latest, reports=hq_reports(latest) if v.hq else [])
+
+    @app.get("/api/lists")
+    def api_lists(v: Viewer = Depends(viewer)):
+        return {"user": v.name, "hq": v.hq, "counties": v.counties(), "lists": lists_for(v)}
+
+    @app.get("/download/{cycle}/{county}/{fmt}")
+    def download(cycle: str, county: str, fmt: str, v: Viewer = Depends(viewer)):
+        day, county = _cycle(cycle), _county(county)
+        if fmt not in FORMATS:
+            raise HTTPException(404, "只提供 csv 或 xlsx")
+        require_county(v, county, f"call list {cycle} {county}")
+        path = call_lists.list_dir(day, county) / f"{call_lists.file_stem(day, county)}.{fmt}"
+        if not path.is_file():
+            raise HTTPException(404, "该日没有外呼清单")
+        rows = max(0, sum(1 for _ in path.with_suffix(".csv").open(encoding="utf-8-sig")) - 1) \
+            if path.with_suffix(".csv").is_file() else None
+        audit(v.name, "download", county, path.name, rows)
+        return FileResponse(path, media_type=FORMATS[fmt], filename=path.name)
+
+    @app.post("/upload/{county}")
+    async def upload(request: Request, county: str, file: UploadFile = File(...), v: Viewer = Depends(viewer)):
+        county = _county(county)
+        require_county(v, county, "outcome upload")
+        data = await file.read()
+        result = uploads.process_upload(engine(), county, v.name, file.filename or "upload", data)
+        audit(v.name, "upload", county, result.upload_id, result.rows_accepted)
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({**result.summary(), "rejects": result.rejects})
+        return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county])
+
+    @app.get("/upload/{upload_id}", response_class=HTMLResponse)
+    def upload_result(request: Request, upload_id: str, v: Viewer = Depends(viewer)):
+        if not re.fullmatch(r"U\d{14}-\d{6}-[0-9a-f]{12}", upload_id):
+            raise HTTPException(404, "没有这次上传")
+        eng = engine()
+        with eng.connect() as conn:
+            county = conn.scalar(sa.select(portal_upload.c.county_code).where(portal_upload.c.upload_id == upload_id))
+        if county is None:
+            raise HTTPException(404, "没有这次上传")
+        require_county(v, county, f"upload {upload_id}")
+        result = uploads.load_result(eng, upload_id)
+        return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county])
+
+    @app.get("/api/progress")
+    def api_progress(cycle: str, v: Viewer = Depends(viewer)):
+        if not v.hq:
+            audit(v.name, "denied", v.county, "progress", None)
+            raise HTTPException(403, "进度表仅对市公司开放")
+        return {"cycle": cycle, "counties": progress(_cycle(cycle))}
+
+    @app.get("/reports/{cycle}/{name}")
+    def report(cycle: str, name: str, v: Viewer = Depends(viewer)):
+        _cycle(cycle)
+        if not v.hq:
+            audit(v.name, "denied", v.county, f"report {name}", None)
+            raise HTTPException(403, "报表仅对市公司开放")
+        if not REPORT_NAME.match(name):
+            raise HTTPException(404, "没有这个报表")
+        path = reports.output_dir() / "reports" / cycle / name
+        if not path.is_file():
+            raise HTTPException(404, "没有这个报表")
+        return FileResponse(path)
+
+    return app

@@ -1,0 +1,89 @@
+"""The county portal through a real Airflow API server: isolation enforced on the server."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import sqlalchemy as sa
+
+from qz_outbound import db
+
+D = "2026-11-23"
+JJ, NA = "350582", "350583"
+
+
+def test_county_never_sees_another_countys_customers_without_login_401(portal):
+    for path in ("/", "/api/lists", f"/download/{D}/{JJ}/csv", "/api/progress?cycle=" + D):
+        status, _, _ = portal.request(path)
+        assert status == 401, path
+    status, _, _ = portal.upload(JJ, None, "x.csv", b"a,b\n")
+    assert status == 401
+
+
+def test_county_never_sees_another_countys_customers_listing_and_download(portal):
+    status, body, _ = portal.request("/api/lists", "county_350582")
+    listing = json.loads(body)
+    assert status == 200 and listing["counties"] == [JJ]
+    assert listing["lists"] and {entry["county"] for entry in listing["lists"]} == {JJ}
+
+    status, body, headers = portal.request(f"/download/{D}/{JJ}/csv", "county_350582")
+    assert status == 200 and body.startswith(b"\xef\xbb\xbf")
+    engine = db.make_engine(portal.marketing_url)
+    with engine.connect() as conn:
+        county_of = dict(conn.execute(sa.text("select msisdn, county_code from mkt_contact")).all())
+    frame = pd.read_csv(__import__("io").BytesIO(body), encoding="utf-8-sig", dtype=str)
+    assert len(frame) > 0 and {county_of[m] for m in frame["手机号码"]} == {JJ}
+    status, body, _ = portal.request(f"/download/{D}/{JJ}/xlsx", "county_350582")
+    assert status == 200 and body[:2] == b"PK"
+
+    # another county's list: refused on the server, whatever the link
+    for fmt in ("csv", "xlsx"):
+        status, body, _ = portal.request(f"/download/{D}/{NA}/{fmt}", "county_350582")
+        assert status == 403 and "本县" in body.decode()
+    # a user the portal does not know gets nothing
+    assert portal.request("/api/lists", "stranger")[0] == 403
+    with engine.connect() as conn:
+        audit = conn.execute(sa.text("select user_name, action, county_code from portal_audit")).all()
+    assert ("county_350582", "download", JJ) in audit and ("county_350582", "denied", NA) in audit
+
+
+def test_county_never_sees_another_countys_customers_upload_and_results(portal):
+    engine = db.make_engine(portal.marketing_url)
+    with engine.connect() as conn:
+        mine = conn.execute(sa.text("select contact_id from mkt_contact where channel = 'call' and county_code = :c "
+                                    "order by contact_id limit 1"), {"c": NA}).scalar()
+    csv = f"联系编号（回填用）,外呼结果\n{mine},accepted\n".encode("utf-8-sig")
+    status, _, _ = portal.upload(NA, "county_350582", "结果.csv", csv)            # into another county
+    assert status == 403
+    status, body, _ = portal.upload(NA, "county_350583", "结果.csv", csv)
+    result = json.loads(body)
+    assert status == 200 and result["rows_accepted"] == 1
+    # the result page of that upload is the other county's business
+    assert portal.request(f"/upload/{result['upload_id']}", "county_350582")[0] == 403
+    assert portal.request(f"/upload/{result['upload_id']}", "county_350583")[0] == 200
+    assert portal.request(f"/upload/{result['upload_id']}", "hq")[0] == 200
+
+
+def test_path_traversal_is_refused(portal):
+    for path in (f"/download/{D}/..%2F..%2Fetc/csv", f"/download/..%2F..%2F/{JJ}/csv",
+                 f"/download/{D}/{JJ}/..%2F..%2Fmarketing.db", f"/reports/{D}/..%2F..%2Fmarketing.db",
+                 f"/reports/..%2F..%2F/x.html"):
+        status, body, _ = portal.request(path, "hq")
+        assert status in (400, 404), (path, status)
+        assert b"SQLite format" not in body
+
+
+def test_hq_sees_every_county_and_the_progress_table(portal):
+    status, body, _ = portal.request("/api/lists", "hq")
+    listing = json.loads(body)
+    assert status == 200 and listing["hq"] and len(listing["counties"]) == 11
+    assert {e["county"] for e in listing["lists"]} >= {JJ, NA}
+    assert portal.request(f"/download/{D}/{NA}/csv", "hq")[0] == 200
+    status, body, _ = portal.request(f"/api/progress?cycle={D}", "hq")
+    rows = {r["county"]: r for r in json.loads(body)["counties"]}
+    assert status == 200 and len(rows) == 11 and rows[JJ]["issued"] > 0
+    assert portal.request(f"/api/progress?cycle={D}", "county_350582")[0] == 403
+    status, body, _ = portal.request("/", "hq")
+    page = body.decode()
+    assert status == 200 and "各区县进度" in page and "晋江市" in page and "南安市" in page
