@@ -173,7 +173,8 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> Fa
         audit(v.name, "upload", county, result.upload_id, result.rows_accepted)
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({**result.summary(), "rejects": result.rejects})
-        return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county])
+        return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county],
+                    names=county_names())
 
     @app.get("/upload/{upload_id}", response_class=HTMLResponse)
     def upload_result(request: Request, upload_id: str, v: Viewer = Depends(viewer)):
@@ -186,7 +187,8 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> Fa
             raise HTTPException(404, "没有这次上传")
         require_county(v, county, f"upload {upload_id}")
         result = uploads.load_result(eng, upload_id)
-        return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county])
+        return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county],
+                    names=county_names())
 
     @app.get("/api/progress")
     def api_progress(cycle: str, v: Viewer = Depends(viewer)):
