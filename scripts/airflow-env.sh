@@ -17,3 +17,7 @@ export AIRFLOW_CONN_DATAMART=${AIRFLOW_CONN_DATAMART:-"{\"conn_type\": \"sqlite\
 export AIRFLOW_CONN_MARKETING_DB=${AIRFLOW_CONN_MARKETING_DB:-"{\"conn_type\": \"sqlite\", \"host\": \"$QZ_DEMO_DIR/marketing.db\"}"}
 mkdir -p "$AIRFLOW_HOME" "$QZ_OUTPUT_DIR" "$QZ_DEMO_DIR"
 unset _root
+# The county portal's users on the embedded default (SimpleAuthManager): HQ and one user per county;
+# config/portal.yaml maps each name to its county. Airflow writes their generated passwords to
+# $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated (production: FAB, see docs/portal.md).
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-"hq:admin,county_350502:viewer,county_350503:viewer,county_350504:viewer,county_350505:viewer,county_350581:viewer,county_350582:viewer,county_350583:viewer,county_350521:viewer,county_350524:viewer,county_350525:viewer,county_350526:viewer"}
