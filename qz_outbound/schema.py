@@ -149,6 +149,22 @@ mkt_opt_out = sa.Table(
 )
 
 
+# BOSS orders staged from the data mart, each once; contact_id is the contact credited with it.
+stg_order = sa.Table(
+    "stg_order",
+    metadata,
+    sa.Column("order_id", sa.String(24), primary_key=True),
+    sa.Column("msisdn", sa.String(11), nullable=False),
+    sa.Column("product_code", sa.String(32), nullable=False),
+    sa.Column("order_time", sa.DateTime, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("agent_id", sa.String(16)),
+    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("contact_id", sa.String(32)),          # the credited contact; null: no contact within the window
+)
+sa.Index("ix_stg_order_open", stg_order.c.msisdn, stg_order.c.product_code)
+
+
 def ensure_schema(engine: Engine) -> None:
     """Create the project's tables (and indexes) if missing."""
     metadata.create_all(engine, checkfirst=True)

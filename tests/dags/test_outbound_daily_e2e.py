@@ -98,11 +98,16 @@ def test_outbound_daily_segments_reports_and_reruns_idempotently(airflow_db, dem
     assert tuple(again) == (count, count)
     assert len(smsc.submits) == submits_before
 
+    # the outcome loop runs on the same history and writes HQ's page for the cycle
+    _run("outcomes_loop", demo, monkeypatch, CYCLE, smsc, at="21:00")
+    assert "营销效果日报" in (report / "outcomes.html").read_text(encoding="utf-8")
+
     # nothing a viewer can read in Airflow carries a phone number
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        values = [x.value for x in session.query(XComModel).filter(XComModel.dag_id == "outbound_daily")]
+        values = [x.value for x in session.query(XComModel).filter(
+            XComModel.dag_id.in_(["outbound_daily", "outcomes_loop"]))]
     assert values, "expected the tasks' small summaries in XCom"
     assert not any(MSISDN.search(json.dumps(v, default=str)) for v in values)

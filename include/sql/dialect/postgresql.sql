@@ -10,3 +10,5 @@
 {% macro as_bigint(expr) %}cast({{ expr }} as bigint){% endmacro %}
 {% macro lpad0(expr, n) %}lpad(cast({{ expr }} as text), {{ n }}, '0'){% endmacro %}
 {% macro month_of(expr) %}cast(extract(month from {{ expr }}) as integer){% endmacro %}
+{% macro add_days(expr, n) %}({{ expr }} + {{ n }}){% endmacro %}
+{% macro date_of(expr) %}cast({{ expr }} as date){% endmacro %}

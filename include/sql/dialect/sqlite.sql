@@ -11,3 +11,5 @@
 {% macro as_bigint(expr) %}cast({{ expr }} as integer){% endmacro %}
 {% macro lpad0(expr, n) %}substr('{{ '0' * n }}' || ({{ expr }}), -{{ n }}){% endmacro %}
 {% macro month_of(expr) %}cast(substr({{ expr }}, 6, 2) as integer){% endmacro %}
+{% macro add_days(expr, n) %}date({{ expr }}, '+{{ n }} days'){% endmacro %}
+{% macro date_of(expr) %}date({{ expr }}){% endmacro %}

@@ -1,0 +1,80 @@
+"""
+### outcomes_loop — closing the loop (营销循环): outcomes into the contact history, attribution, HQ's report
+
+Every 30 minutes (and on demand), for the cycle date of its logical date in Asia/Shanghai:
+
+| task | what it does |
+| --- | --- |
+| apply_call_outcomes | county call outcomes uploaded in the portal (`mkt_call_outcome`) → `mkt_contact` response; the latest outcome of a contact wins |
+| stage_orders | BOSS `order_event`s of the last days from the data mart → `stg_order`, each order once |
+| attribute_orders | each order credited to the latest contact for its product within the attribution window (control contacts too) |
+| outcome_report | conversion, control conversion, uplift with intervals, cost and ROI per campaign / variant / segment type / county / channel; `outcomes.{csv,html}` in the cycle's report folder (HQ's portal lists it) |
+
+SMS receipts and replies are applied by the SMS receiver service as they arrive. Every task is
+idempotent: sources arriving late, twice or out of order give the same history. Settings in
+`config/outcomes.yaml`. XComs carry counts and paths only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import Asset, CronTriggerTimetable, dag, task
+
+CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
+
+
+@dag(
+    dag_id="outcomes_loop",
+    schedule=CronTriggerTimetable("*/30 * * * *", timezone="Asia/Shanghai"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["outbound", "outcomes"],
+    default_args={"owner": "hq-marketing", "retries": 2, "retry_delay": dt.timedelta(minutes=2),
+                  "execution_timeout": dt.timedelta(minutes=20)},
+)
+def outcomes_loop():
+    @task(outlets=[CONTACTS])
+    def apply_call_outcomes() -> dict:
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import outcomes
+
+        return {"contacts_updated": outcomes.apply_call_outcomes(engine_for(MARKETING_DB))}
+
+    @task
+    def stage_orders(logical_date=None) -> dict:
+        from qz_db_hook import DATAMART, MARKETING_DB, engine_for
+
+        from qz_outbound import clock, outcomes
+
+        cfg = outcomes.load_outcome_config()
+        until = logical_date.astimezone(clock.SHANGHAI) + dt.timedelta(days=1)
+        return {"orders_new": outcomes.stage_orders(engine_for(DATAMART), engine_for(MARKETING_DB), until,
+                                                    cfg.order_lookback_days)}
+
+    @task(outlets=[CONTACTS])
+    def attribute_orders(_staged: dict) -> dict:
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import outcomes
+
+        cfg = outcomes.load_outcome_config()
+        return {"contacts_converted": outcomes.attribute_orders(engine_for(MARKETING_DB), cfg.attribution_days)}
+
+    @task
+    def outcome_report(_calls: dict, _orders: dict, logical_date=None) -> dict:
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import campaigns, clock, outcomes
+
+        return outcomes.write_outcome_report(engine_for(MARKETING_DB), clock.cycle_date_of(logical_date),
+                                             campaigns.load_library())
+
+    outcome_report(apply_call_outcomes(), attribute_orders(stage_orders()))
+
+
+dag = outcomes_loop()
