@@ -38,6 +38,7 @@ def _free_port() -> int:
 class Portal:
     def __init__(self, base: str, out: Path, marketing_url: str):
         self.base, self.out, self.marketing_url = base, out, marketing_url
+        self.passwords = dict(PASSWORDS)
         self._tokens: dict[str, str] = {}
 
     def token(self, user: str) -> str:

@@ -59,11 +59,9 @@ def _sign_in(page, base: str, user: str, password: str) -> None:
 
 
 def test_county_user_downloads_uploads_and_reads_the_rejections(portal, browser, tmp_path):
-    from conftest import PASSWORDS
-
     shots = _shots(tmp_path)
     page = browser.new_page(accept_downloads=True, viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    _sign_in(page, portal.base, "county_350582", PASSWORDS["county_350582"])
+    _sign_in(page, portal.base, "county_350582", portal.passwords["county_350582"])
     page.goto(f"{portal.base}/county-portal/")
     assert "晋江市 外呼门户" in page.text_content("h1")
     assert "南安市" not in page.text_content("#lists")               # another county is not even listed
@@ -92,11 +90,9 @@ def test_county_user_downloads_uploads_and_reads_the_rejections(portal, browser,
 
 
 def test_hq_user_sees_the_progress_table(portal, browser, tmp_path):
-    from conftest import PASSWORDS
-
     shots = _shots(tmp_path)
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    _sign_in(page, portal.base, "hq", PASSWORDS["hq"])
+    _sign_in(page, portal.base, "hq", portal.passwords["hq"])
     page.goto(f"{portal.base}/county-portal/")
     table = page.text_content("#progress")
     assert "晋江市" in table and "德化县" in table and "接受率" in table
