@@ -24,7 +24,7 @@ from statistics import NormalDist
 
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from qz_outbound import clock, config, db, reports, schema

@@ -19,3 +19,12 @@ def published_cycle(engine, day: dt.date, subscribers: int, *, counties_to_publi
     for county in counties_to_publish or counties.county_names():
         publish.publish_county(engine, day, county, library, queue_sms=queue_sms)
     return library
+
+
+def engine_for_param(request, tmp_path, prefix: str):
+    """An empty database for a test parametrized over "sqlite" and "postgresql"."""
+    from qz_outbound import db
+
+    if request.param == "sqlite":
+        return db.make_engine(f"sqlite:///{tmp_path / 'one.db'}")
+    return db.make_engine(request.getfixturevalue("pg_database_factory")(prefix))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from cycle_support import published_cycle
-from qz_outbound import call_lists, clock, counties, db, segmentation
+from cycle_support import engine_for_param, published_cycle
+from qz_outbound import call_lists, clock, counties, segmentation
 
 D = dt.date(2026, 11, 23)
 
@@ -18,9 +18,7 @@ D = dt.date(2026, 11, 23)
 @pytest.fixture(params=["sqlite", "postgresql"])
 def cycle(request, tmp_path, monkeypatch):
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(tmp_path / "out"))
-    url = f"sqlite:///{tmp_path / 'one.db'}" if request.param == "sqlite" else \
-        request.getfixturevalue("pg_database_factory")("qz_calls")
-    engine = db.make_engine(url)
+    engine = engine_for_param(request, tmp_path, "qz_calls")
     clock.set_now(dt.datetime(2026, 11, 23, 5, 30))
     library = published_cycle(engine, D, 6000)
     yield engine, library, tmp_path / "out"

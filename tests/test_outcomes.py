@@ -9,8 +9,8 @@ import math
 import pytest
 import sqlalchemy as sa
 
-from cycle_support import published_cycle
-from qz_outbound import clock, db, outcomes
+from cycle_support import engine_for_param, published_cycle
+from qz_outbound import clock, outcomes
 from qz_outbound.datamart.schema import order_event
 from qz_outbound.portal import uploads
 
@@ -20,9 +20,7 @@ D = dt.date(2026, 11, 23)
 @pytest.fixture(params=["sqlite", "postgresql"])
 def cycle(request, tmp_path, monkeypatch):
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(tmp_path / "out"))
-    url = f"sqlite:///{tmp_path / 'one.db'}" if request.param == "sqlite" else \
-        request.getfixturevalue("pg_database_factory")("qz_loop")
-    engine = db.make_engine(url)
+    engine = engine_for_param(request, tmp_path, "qz_loop")
     clock.set_now(dt.datetime(2026, 11, 23, 5, 30))
     library = published_cycle(engine, D, 8000)
     yield engine, library

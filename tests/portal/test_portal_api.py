@@ -68,7 +68,7 @@ def test_county_never_sees_another_countys_customers_upload_and_results(portal):
 def test_path_traversal_is_refused(portal):
     for path in (f"/download/{D}/..%2F..%2Fetc/csv", f"/download/..%2F..%2F/{JJ}/csv",
                  f"/download/{D}/{JJ}/..%2F..%2Fmarketing.db", f"/reports/{D}/..%2F..%2Fmarketing.db",
-                 f"/reports/..%2F..%2F/x.html"):
+                 "/reports/..%2F..%2F/x.html"):
         status, body, _ = portal.request(path, "hq")
         assert status in (400, 404), (path, status)
         assert b"SQLite format" not in body

@@ -9,7 +9,6 @@ and why; an HQ user sees the progress table. Screenshots go to ``QZ_PORTAL_SCREE
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
