@@ -134,7 +134,7 @@ def outbound_daily():
 
         from qz_outbound import campaigns, counties, publish
 
-        get_current_context()["county_label"] = f"{county_code} {counties.county_names()[county_code]}"
+        get_current_context()["county_label"] = counties.label(county_code)
         counts = publish.publish_county(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]),
                                         county_code, campaigns.load_library())
         return {"county_code": county_code, "cycle_date": targets["cycle_date"], **counts}
@@ -148,7 +148,7 @@ def outbound_daily():
         from qz_outbound import call_lists, campaigns, counties
 
         county_code = published["county_code"]
-        get_current_context()["county_label"] = f"{county_code} {counties.county_names()[county_code]}"
+        get_current_context()["county_label"] = counties.label(county_code)
         return call_lists.write_call_lists(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
                                            county_code, campaigns.load_library())
 
@@ -165,7 +165,7 @@ def outbound_daily():
         from qz_outbound import counties, sending
 
         county_code = published["county_code"]
-        get_current_context()["county_label"] = f"{county_code} {counties.county_names()[county_code]}"
+        get_current_context()["county_label"] = counties.label(county_code)
         step = sending.send_county(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
                                    county_code, SmppHook().get_settings())
         if not step.done:

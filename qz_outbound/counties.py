@@ -32,3 +32,8 @@ def _load(path: Path) -> dict[str, str]:
 def county_names(path: Path | None = None) -> dict[str, str]:
     """county_code -> Chinese name, in the config's order."""
     return _load(path or config.config_path("counties.yaml"))
+
+
+def label(county_code: str) -> str:
+    """How a county reads in the Airflow grid and in pages: "350582 晋江市"."""
+    return f"{county_code} {county_names()[county_code]}"

@@ -32,7 +32,6 @@ from qz_outbound.campaigns import Campaign
 
 log = logging.getLogger(__name__)
 
-stg_order = schema.stg_order
 
 
 class Flag(config.StrictModel):
@@ -75,13 +74,13 @@ def stage_orders(datamart: Engine, marketing: Engine, until: dt.datetime, lookba
         have = set()
         ids = orders["order_id"].tolist()
         for i in range(0, len(ids), 5000):
-            have |= set(conn.scalars(sa.select(stg_order.c.order_id).where(stg_order.c.order_id.in_(ids[i:i + 5000]))))
+            have |= set(conn.scalars(sa.select(schema.stg_order.c.order_id).where(schema.stg_order.c.order_id.in_(ids[i:i + 5000]))))
         new = orders[~orders["order_id"].isin(have)].copy()
         if len(new):
             new["order_time"] = pd.to_datetime(new["order_time"], format="ISO8601").dt.to_pydatetime()
             new["loaded_at"] = clock.now()
             new["contact_id"] = None
-            conn.execute(stg_order.insert(), new.astype(object).where(new.notna(), None).to_dict("records"))
+            conn.execute(schema.stg_order.insert(), new.astype(object).where(new.notna(), None).to_dict("records"))
     log.info("orders staged: %d new of %d read", len(new), len(orders))
     return len(new)
 
@@ -93,9 +92,9 @@ def attribute_orders(marketing: Engine, window_days: int) -> int:
         matches = conn.execute(sa.text(sql)).all()
         if not matches:
             return 0
-        times = dict(conn.execute(sa.select(stg_order.c.order_id, stg_order.c.order_time).where(
-            stg_order.c.order_id.in_([m.order_id for m in matches]))).all())
-        conn.execute(stg_order.update().where(stg_order.c.order_id == sa.bindparam("b_order"))
+        times = dict(conn.execute(sa.select(schema.stg_order.c.order_id, schema.stg_order.c.order_time).where(
+            schema.stg_order.c.order_id.in_([m.order_id for m in matches]))).all())
+        conn.execute(schema.stg_order.update().where(schema.stg_order.c.order_id == sa.bindparam("b_order"))
                      .values(contact_id=sa.bindparam("b_contact")),
                      [{"b_order": m.order_id, "b_contact": m.contact_id} for m in matches])
         conn.execute(schema.mkt_contact.update()

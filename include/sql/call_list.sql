@@ -2,6 +2,7 @@
     priority — the order publish_county.sql filled the capacity in (campaign priority, then spend
     tier, highest first, then number). Bind parameters: d, county. -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% import '_call_order.sql' as o %}
 select
     c.contact_id,
     c.msisdn,
@@ -18,4 +19,4 @@ join mkt_segment_snapshot as s
 where c.cycle_date = {{ d.date_param('d') }}
   and c.county_code = :county
   and c.channel = 'call'
-order by t.priority, t.spend_tier desc, c.msisdn
+order by {{ o.call_order('t') }}

@@ -6,6 +6,7 @@
     the row they have (unique (cycle_date, msisdn) for daily channels, ON CONFLICT DO NOTHING).
     Bind parameters: d, ymd, county, capacity, now. -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% import '_call_order.sql' as o %}
 insert into mkt_contact (
     contact_id,
     cycle_date,
@@ -46,7 +47,7 @@ from (
             case when t.call_eligible = 1 and t.is_control = 0 then
                 row_number() over (
                     partition by t.call_eligible, t.is_control
-                    order by t.priority, t.spend_tier desc, t.msisdn)
+                    order by {{ o.call_order('t') }})
             end as call_rank
         from mkt_target as t
         where t.cycle_date = {{ d.date_param('d') }}

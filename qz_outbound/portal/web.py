@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -52,14 +54,25 @@ def _county(value: str) -> str:
     return value
 
 
+def _csv_rows(path: Path) -> int:
+    """Rows of a call list (its CSV without the header)."""
+    with path.open(encoding="utf-8-sig") as f:
+        return max(0, sum(1 for _ in f) - 1)
+
+
 def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> FastAPI:
     app = FastAPI(title="县公司外呼门户", docs_url=None, redoc_url=None, openapi_url=None)
     env = _env()
+    made = engine
+
+    @lru_cache(maxsize=1)
+    def engine() -> Engine:   # the portal's tables exist once the first request has been served
+        eng = made()
+        schema.ensure_schema(eng)
+        return eng
 
     def audit(viewer_name: str, action: str, county: str | None, obj: str | None, rows: int | None) -> None:
-        eng = engine()
-        schema.ensure_schema(eng)
-        with eng.begin() as conn:
+        with engine().begin() as conn:
             conn.execute(portal_audit.insert().values(at=clock.now(), user_name=viewer_name, action=action,
                                                       county_code=county, object=obj, rows=rows))
 
@@ -87,24 +100,20 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> Fa
                 files = {f.suffix[1:]: f for f in folder.glob("外呼清单_*") if f.suffix[1:] in FORMATS} \
                     if folder.exists() else {}
                 if files:
-                    rows = max(0, sum(1 for _ in files["csv"].open(encoding="utf-8-sig")) - 1) \
-                        if "csv" in files else None
+                    rows = _csv_rows(files["csv"]) if "csv" in files else None
                     out.append({"cycle": cycle, "county": county, "county_name": county_names()[county],
                                 "formats": sorted(files), "rows": rows})
         return out
 
     def recent_uploads(v: Viewer, limit: int = 20) -> list[dict]:
-        eng = engine()
-        schema.ensure_schema(eng)
         q = sa.select(portal_upload).order_by(portal_upload.c.uploaded_at.desc()).limit(limit)
         if not v.hq:
             q = q.where(portal_upload.c.county_code == v.county)
-        with eng.connect() as conn:
+        with engine().connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def progress(cycle: dt.date) -> list[dict]:
         eng = engine()
-        schema.ensure_schema(eng)
         d = cycle.isoformat() if eng.dialect.name == "sqlite" else cycle
         with eng.connect() as conn:
             issued = dict(conn.execute(sa.text(
@@ -158,8 +167,7 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> Fa
         path = call_lists.list_dir(day, county) / f"{call_lists.file_stem(day, county)}.{fmt}"
         if not path.is_file():
             raise HTTPException(404, "该日没有外呼清单")
-        rows = max(0, sum(1 for _ in path.with_suffix(".csv").open(encoding="utf-8-sig")) - 1) \
-            if path.with_suffix(".csv").is_file() else None
+        rows = _csv_rows(path.with_suffix(".csv")) if path.with_suffix(".csv").is_file() else None
         audit(v.name, "download", county, path.name, rows)
         return FileResponse(path, media_type=FORMATS[fmt], filename=path.name)
 
