@@ -105,6 +105,11 @@ class Campaign(config.StrictModel):
     sms_variants: dict[str, SmsVariant] | None = Field(default=None, validate_default=True)  # A/B by label
     call_script: str | None = Field(default=None, validate_default=True)  # include/templates/call/<name>.j2
     agent_sms: str | None = Field(default=None, validate_default=True)    # include/templates/sms/<name>.j2
+    # Agent channel (docs/agent-channel.md); all optional, so campaigns without it read as before.
+    agent_pitch: str | None = Field(default=None, min_length=2, max_length=40)   # one line for the shop owner
+    agent_customer_sms: str | None = Field(default=None, validate_default=True)  # the customer's SMS template
+    agent_rules: Target | None = None     # whom the shop may be asked to pitch this to without a current offer
+    personal_fields: list[str] | None = None   # 个性数据: per-customer fields an import must give (templates: personal.x)
     control_share: Decimal = Field(default=Decimal("0.05"), ge=0, lt=Decimal("0.5"))
     commission_yuan: Decimal = Field(default=Decimal(0), ge=0)
     cost_per_contact_yuan: Decimal | None = Field(default=None, ge=0)
@@ -158,6 +163,37 @@ class Campaign(config.StrictModel):
         if v is not None and not (TEMPLATE_DIR / "sms" / f"{v}.j2").is_file():
             raise ValueError(f"include/templates/sms/{v}.j2 does not exist")
         return v
+
+    @field_validator("agent_customer_sms")
+    @classmethod
+    def _agent_customer(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if "agent" in (info.data.get("channels") or []) and not v and not info.data.get("sms_variants"):
+            raise ValueError("channel agent needs a customer SMS (agent_customer_sms or an sms variant)")
+        if v is not None and not (TEMPLATE_DIR / "sms" / f"{v}.j2").is_file():
+            raise ValueError(f"include/templates/sms/{v}.j2 does not exist")
+        return v
+
+    @field_validator("personal_fields")
+    @classmethod
+    def _personal(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            bad = [f for f in v if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", f)]
+            if bad or len(set(v)) != len(v):
+                raise ValueError(f"field names must be distinct lower_snake_case words: {bad or v}")
+        return v
+
+    @model_validator(mode="after")
+    def _agent_needs_pitch(self) -> "Campaign":
+        if "agent" in self.channels and not self.agent_pitch:
+            raise ValueError("channel agent needs agent_pitch (the shop owner's one line)")
+        return self
+
+    @property
+    def customer_agent_template(self) -> str | None:
+        """The customer's SMS for an agent recommendation: its own, else the first SMS variant's."""
+        if self.agent_customer_sms:
+            return self.agent_customer_sms
+        return self.sms_variants[self.variant_labels[0]].template if self.sms_variants else None
 
     @property
     def variant_labels(self) -> list[str]:

@@ -172,3 +172,4 @@ def ensure_schema(engine: Engine) -> None:
 
 from qz_outbound.sms import schema as _sms_schema  # noqa: E402,F401
 from qz_outbound.portal import schema as _portal_schema  # noqa: E402,F401
+from qz_outbound.agent import schema as _agent_schema  # noqa: E402,F401
