@@ -21,6 +21,7 @@ import datetime as dt
 
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, dag, task
+from qz_alerts import on_task_failure
 
 CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
 
@@ -34,7 +35,8 @@ CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
     doc_md=__doc__,
     tags=["outbound", "outcomes"],
     default_args={"owner": "hq-marketing", "retries": 2, "retry_delay": dt.timedelta(minutes=2),
-                  "execution_timeout": dt.timedelta(minutes=20)},
+                  "execution_timeout": dt.timedelta(minutes=20), "pool": "marketing_db",
+                  "on_failure_callback": on_task_failure},
 )
 def outcomes_loop():
     @task(outlets=[CONTACTS])
