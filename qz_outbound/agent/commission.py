@@ -102,7 +102,8 @@ def settle_month(datamart: Engine, marketing: Engine, month: dt.date, library: l
     with marketing.begin() as conn:
         conn.execute(mkt_agent_commission.delete().where(mkt_agent_commission.c.month == first))
         credited = conn.execute(sa.text(sql), {"month": first.isoformat()}).mappings().all()
-        rows = [dict(r, month=first, commission_yuan=rates.get(r["product_code"], Decimal(0)),
+        rows = [dict(r, recommended_at=_as_datetime(r["recommended_at"]), order_time=_as_datetime(r["order_time"]),
+                     month=first, commission_yuan=rates.get(r["product_code"], Decimal(0)),
                      note=None if r["product_code"] in rates else NOT_CONFIGURED) for r in credited]
         if rows:
             conn.execute(mkt_agent_commission.insert(), rows)
@@ -111,6 +112,11 @@ def settle_month(datamart: Engine, marketing: Engine, month: dt.date, library: l
     log.info("commission %s: %d orders staged, %d conversions, %s yuan", first, staged, len(rows), total)
     return {"month": first.isoformat(), "orders_staged": staged, "conversions": len(rows),
             "commission_yuan": str(total), "shops": paths["shops"], "folder": paths["folder"]}
+
+
+def _as_datetime(value):
+    """SQLite hands timestamps of a raw query back as text."""
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _month_frames(marketing: Engine, month: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -62,3 +62,14 @@ def smsc_settings(smsc: DevSmsc):
         host="127.0.0.1", port=smsc.port, login="qz", password="pw",
         extra=dict(source_addr="10658", rate=1000, window=20, response_timeout=5, reconnect_initial=0.1,
                    reconnect_max=0.5, reconnect_give_up=10)))
+
+
+@pytest.fixture
+def sqlite_marketing(tmp_path):
+    from qz_outbound import db
+    from qz_outbound.agent.schema import ensure_agent_schema
+
+    eng = db.make_engine(f"sqlite:///{tmp_path / 'marketing.db'}")
+    ensure_agent_schema(eng)
+    yield eng
+    eng.dispose()
