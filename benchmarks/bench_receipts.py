@@ -6,7 +6,7 @@ in ``sms_inbound`` the way the receiver does (half of them quoting the id in the
 times the receiver's apply step (``qz_outbound.sms.inbound.process_pending``, batches of
 ``--batch``) until every receipt is applied, and checks that every contact is delivered.
 
-    .venv/bin/python benchmarks/bench_receipts.py [--receipts 1000000] [--batch 20000]
+    .venv/bin/python benchmarks/bench_receipts.py [--receipts 1000000] [--batch 20000] [--steps]
 
 Results are appended to benchmarks/results/receipts.md.
 """
@@ -27,6 +27,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import logging  # noqa: E402
+
 from qz_outbound import clock, db, schema  # noqa: E402
 from qz_outbound.sms.inbound import pending_count, process_pending  # noqa: E402
 from qz_outbound.sms.outbox import message_id_keys  # noqa: E402
@@ -38,7 +40,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--receipts", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=20_000)
+    ap.add_argument("--steps", action="store_true", help="log each SQL step's time (receipt_apply.sql)")
     args = ap.parse_args()
+    if args.steps:
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("qz_outbound.sms.inbound").setLevel(logging.DEBUG)
     n = args.receipts
     url = subprocess.run([str(ROOT / "scripts/services/postgres.sh")], check=True, capture_output=True,
                          text=True).stdout.strip().splitlines()[-1]

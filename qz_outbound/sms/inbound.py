@@ -6,7 +6,7 @@ transaction, and only after that commit is it acknowledged
 effects are idempotent:
 
 * a receipt finds its part by message id: as given, or read in the other base
-  (hex vs decimal), for every part of a long message (:func:`match_receipts`).
+  (hex vs decimal), for every part of a long message (:func:`_apply_receipts`, in SQL).
   A receipt that matches nothing yet (its submit_sm_resp not flushed yet, or the
   part is in doubt after a crash) stays pending and is tried again
   (:func:`process_pending`); an in-doubt part with no id takes the receipt from
@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 from typing import Iterable
@@ -29,13 +30,11 @@ from typing import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from qz_outbound import clock
+from qz_outbound import clock, db
 from qz_outbound.schema import mkt_contact, mkt_opt_out
-from qz_outbound.sms.outbox import (
-    ACCEPTED, DELIVERED, IN_DOUBT, UNDELIVERED, chunks, message_id_keys, normalise_msisdn, recompute_messages,
-)
+from qz_outbound.sms.outbox import ACCEPTED, DELIVERED, IN_DOUBT, UNDELIVERED, chunks, message_id_keys, normalise_msisdn
 from qz_outbound.sms.render import decode_short_message
-from qz_outbound.sms.schema import sms_inbound, sms_outbox, sms_part
+from qz_outbound.sms.schema import _TS, sms_inbound, sms_outbox, sms_part
 from qz_outbound.sms.settings import RepliesConfig
 
 log = logging.getLogger(__name__)
@@ -118,105 +117,74 @@ def _parse(pdu) -> Inbound:
                    decode_short_message(bytes(payload), dc, esm))
 
 
-def _candidate_values(ident: str) -> set[str]:
-    dec, hexv = message_id_keys(ident)
-    return {v for v in (dec, hexv) if v is not None}
+def _receipt_ids(r) -> set[str]:
+    """The ids a receipt quotes: the receipted_message_id TLV and the ``id:`` of its text."""
+    idents = {r.receipted_id} if r.receipted_id else set()
+    m = _ID_RE.search(r.body or "")
+    if m:
+        idents.add(m.group(1))
+    return idents
 
 
-def match_receipts(conn: Connection, rows: list, ripe: set[int] | None = None) -> dict[int, tuple[str, int] | str]:
-    """inbound_id -> (contact_id, part_no), or 'ambiguous'; receipts not in the result matched nothing.
+def _new_state(stat: str) -> str | None:
+    return DELIVERED if stat == "DELIVRD" else UNDELIVERED if stat in FINAL_UNDELIVERED else None
 
-    ``ripe``: receipts that already matched nothing for a while (the receiver
-    times that); only those may settle an in-doubt part by the handset number.
-    """
-    ids: set[str] = set()
-    values: set[str] = set()
-    wanted = {}
+
+_TMP = sa.MetaData()
+_tmp_receipt = sa.Table("tmp_receipt", _TMP, sa.Column("inbound_id", sa.BigInteger, primary_key=True),
+                        sa.Column("msisdn", sa.String(32)), sa.Column("stat", sa.String(8)),
+                        sa.Column("new_state", sa.String(16)), prefixes=["TEMPORARY"])
+_tmp_receipt_key = sa.Table("tmp_receipt_key", _TMP, sa.Column("inbound_id", sa.BigInteger),
+                            sa.Column("ident", sa.String(65)), sa.Column("k_dec", sa.String(80)),
+                            sa.Column("k_hex", sa.String(80)), prefixes=["TEMPORARY"])
+_tmp_receipt_match = sa.Table("tmp_receipt_match", _TMP, sa.Column("inbound_id", sa.BigInteger, primary_key=True),
+                              sa.Column("outcome", sa.String(16)), sa.Column("contact_id", sa.String(32)),
+                              sa.Column("part_no", sa.SmallInteger), sa.Column("mid", sa.String(65)),
+                              sa.Column("mid_dec", sa.String(80)), sa.Column("mid_hex", sa.String(80)),
+                              prefixes=["TEMPORARY"])
+_tmp_receipt_part = sa.Table("tmp_receipt_part", _TMP, sa.Column("contact_id", sa.String(32)),
+                             sa.Column("part_no", sa.SmallInteger), sa.Column("new_state", sa.String(16)),
+                             sa.Column("stat", sa.String(8)), sa.Column("receipt_at", _TS),
+                             sa.Column("first_at", _TS), sa.Column("mid", sa.String(65)),
+                             sa.Column("mid_dec", sa.String(80)), sa.Column("mid_hex", sa.String(80)),
+                             sa.PrimaryKeyConstraint("contact_id", "part_no"), prefixes=["TEMPORARY"])
+_tmp_message_state = sa.Table("tmp_message_state", _TMP, sa.Column("contact_id", sa.String(32), primary_key=True),
+                              sa.Column("state", sa.String(16)), sa.Column("done_at", _TS),
+                              sa.Column("sent_at", _TS), prefixes=["TEMPORARY"])
+
+
+def _run_step(conn: Connection, step: str, **params) -> int:
+    stmt = sa.text(db.render_sql("receipt_apply.sql", conn.dialect.name, step=step))
+    if "now" in params:
+        stmt = stmt.bindparams(sa.bindparam("now", type_=_TS))
+    t0 = time.monotonic()
+    n = conn.execute(stmt, params).rowcount
+    log.debug("receipts: step %s, %d rows in %.2f s", step, n, time.monotonic() - t0)
+    return n
+
+
+def _settle_in_doubt(conn: Connection, rows: list) -> list[dict]:
+    """In-doubt parts (a crash lost the submit_sm_resp) have no id: the receipt from their handset
+    settles them, once a live sender has had time to record its ids (``rows``: ripe receipts)."""
+    numbers = list({normalise_msisdn(r.source_addr) for r in rows})
+    doubt: dict[str, list] = {}
+    for batch in chunks(numbers):
+        for p in conn.execute(
+            sa.select(sms_part.c.contact_id, sms_part.c.part_no, sms_outbox.c.msisdn)
+            .join(sms_outbox, sms_outbox.c.contact_id == sms_part.c.contact_id)
+            .where(sms_outbox.c.msisdn.in_(batch), sms_part.c.state == IN_DOUBT, sms_part.c.message_id.is_(None))
+            .order_by(sms_outbox.c.queued_at.desc(), sms_part.c.contact_id, sms_part.c.part_no)
+        ):
+            doubt.setdefault(p.msisdn, []).append((p.contact_id, p.part_no))
+    settled = []
     for r in rows:
-        idents = {r.receipted_id} if r.receipted_id else set()
-        m = _ID_RE.search(r.body or "")
-        if m:
-            idents.add(m.group(1))
-        wanted[r.inbound_id] = idents
-        for ident in idents:
-            ids.add(ident)
-            values |= _candidate_values(ident)
-    found = []
-    id_list, val_list = list(ids), list(values)
-    for i in range(0, max(len(id_list), len(val_list)), 300):
-        id_part, val_part = id_list[i:i + 300], val_list[i:i + 300]
-        found += conn.execute(_part_lookup().where(sa.or_(
-            sms_part.c.message_id.in_(id_part), sms_part.c.mid_dec.in_(val_part),
-            sms_part.c.mid_hex.in_(val_part)))).all()
-    by_raw: dict[str, list] = {}
-    by_dec: dict[str, list] = {}
-    by_hex: dict[str, list] = {}
-    seen = set()
-    for p in found:
-        key = (p.contact_id, p.part_no)
-        if key in seen:
-            continue
-        seen.add(key)
-        by_raw.setdefault(p.message_id, []).append(p)
-        if p.mid_dec:
-            by_dec.setdefault(p.mid_dec, []).append(p)
-        if p.mid_hex:
-            by_hex.setdefault(p.mid_hex, []).append(p)
-
-    result: dict[int, tuple[str, int] | str] = {}
-    unmatched = []
-    for r in rows:
-        msisdn = normalise_msisdn(r.source_addr)
-        best = None
-        for ident in wanted[r.inbound_id]:
-            dec, hexv = message_id_keys(ident)
-            # same text first, then the same number in the same base, then in the other base
-            tiers = [by_raw.get(ident, []),
-                     (by_dec.get(dec, []) if dec else []) + (by_hex.get(hexv, []) if hexv else []),
-                     (by_hex.get(dec, []) if dec else []) + (by_dec.get(hexv, []) if hexv else [])]
-            for cands in tiers:
-                cands = list({(c.contact_id, c.part_no): c for c in cands}.values())
-                if len(cands) > 1 and msisdn:
-                    same = [c for c in cands if c.msisdn == msisdn]
-                    cands = same or cands
-                if len(cands) == 1:
-                    best = (cands[0].contact_id, cands[0].part_no)
-                    break
-                if len(cands) > 1:
-                    best = "ambiguous"
-                    break
-            if best:
-                break
-        if best:
-            result[r.inbound_id] = best
-        else:
-            unmatched.append(r)
-
-    # In-doubt parts (a crash lost the submit_sm_resp) have no id: the receipt from
-    # their handset settles them, once a live sender has had time to record its ids.
-    ripe_rows = [r for r in unmatched if ripe and r.inbound_id in ripe]
-    if ripe_rows:
-        numbers = list({normalise_msisdn(r.source_addr) for r in ripe_rows})
-        doubt: dict[str, list] = {}
-        for batch in chunks(numbers):
-            for p in conn.execute(
-                sa.select(sms_part.c.contact_id, sms_part.c.part_no, sms_outbox.c.msisdn)
-                .join(sms_outbox, sms_outbox.c.contact_id == sms_part.c.contact_id)
-                .where(sms_outbox.c.msisdn.in_(batch), sms_part.c.state == IN_DOUBT, sms_part.c.message_id.is_(None))
-                .order_by(sms_outbox.c.queued_at.desc(), sms_part.c.contact_id, sms_part.c.part_no)
-            ):
-                doubt.setdefault(p.msisdn, []).append((p.contact_id, p.part_no))
-        for r in ripe_rows:
-            queue = doubt.get(normalise_msisdn(r.source_addr))
-            if queue:
-                result[r.inbound_id] = ("doubt",) + queue.pop(0)
-    return result
-
-
-def _part_lookup():
-    return (sa.select(sms_part.c.contact_id, sms_part.c.part_no, sms_part.c.message_id, sms_part.c.mid_dec,
-                      sms_part.c.mid_hex, sms_part.c.state, sms_outbox.c.msisdn)
-            .join(sms_outbox, sms_outbox.c.contact_id == sms_part.c.contact_id))
+        queue = doubt.get(normalise_msisdn(r.source_addr))
+        if queue:
+            cid, part_no = queue.pop(0)
+            dec, hexv = message_id_keys(r.receipted_id) if r.receipted_id else (None, None)
+            settled.append(dict(inbound_id=r.inbound_id, outcome="matched", contact_id=cid, part_no=part_no,
+                                mid=r.receipted_id, mid_dec=dec, mid_hex=hexv))
+    return settled
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -225,55 +193,60 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def _apply_receipts(conn: Connection, rows: list, ripe: set[int] | None, give_up_hours: float,
                     still_unmatched: list[int] | None = None) -> dict[str, int]:
+    """Match a batch of receipts to their parts and apply them, in SQL (``include/sql/receipt_apply.sql``).
+
+    Python only reads the ids (either base) and the stat words; the matching, the per-part reduction,
+    the message states and the contact history are set statements over the staged batch.
+    A receipt that matches nothing yet stays pending (its id goes to ``still_unmatched``) until
+    ``give_up_hours``; then it is kept as ``unmatched`` for a person. ``ripe``: receipts that matched
+    nothing for a while; only those may settle an in-doubt part by the handset number.
+    """
     counts = {"matched": 0, "ambiguous": 0, "unmatched": 0}
     if not rows:
         return counts
-    matches = match_receipts(conn, rows, ripe)
-    now = clock.now()
-    part_updates, inbound_updates, touched = [], [], set()
+    receipts, keys = [], []
     for r in rows:
-        m = matches.get(r.inbound_id)
-        if m is None:
-            if (now - _aware(r.received_at)).total_seconds() > give_up_hours * 3600:
-                inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="unmatched", b_cid=None, b_no=None))
-                counts["unmatched"] += 1
-            elif still_unmatched is not None:
-                still_unmatched.append(r.inbound_id)
+        stat = (r.receipt_stat or "").upper() or None
+        receipts.append((r.inbound_id, normalise_msisdn(r.source_addr), stat, _new_state(stat or "")))
+        for ident in _receipt_ids(r):
+            dec, hexv = message_id_keys(ident)
+            keys.append((r.inbound_id, ident, dec, hexv))
+    _TMP.drop_all(conn)   # a batch that failed on this connection may have left them (SQLite)
+    _TMP.create_all(conn)
+    db.bulk_insert(conn, "tmp_receipt", ["inbound_id", "msisdn", "stat", "new_state"], receipts)
+    db.bulk_insert(conn, "tmp_receipt_key", ["inbound_id", "ident", "k_dec", "k_hex"], keys)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("analyze tmp_receipt; analyze tmp_receipt_key")
+    _run_step(conn, "match")
+    found = set(conn.scalars(sa.select(_tmp_receipt_match.c.inbound_id)))
+    unmatched = [r for r in rows if r.inbound_id not in found]
+    late = []
+    ripe_rows = [r for r in unmatched if ripe and r.inbound_id in ripe]
+    if ripe_rows:
+        late = _settle_in_doubt(conn, ripe_rows)
+        if late:
+            conn.execute(_tmp_receipt_match.insert(), late)
+    settled = {m["inbound_id"] for m in late}
+    now = clock.now()
+    given_up = []
+    for r in unmatched:
+        if r.inbound_id in settled:
             continue
-        if m == "ambiguous":
-            inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="ambiguous", b_cid=None, b_no=None))
-            counts["ambiguous"] += 1
-            continue
-        from_doubt = m[0] == "doubt"
-        cid, part_no = m[-2], m[-1]
-        stat = (r.receipt_stat or "").upper()
-        new_state = DELIVERED if stat == "DELIVRD" else UNDELIVERED if stat in FINAL_UNDELIVERED else None
-        dec, hexv = message_id_keys(r.receipted_id) if (from_doubt and r.receipted_id) else (None, None)
-        part_updates.append(dict(b_cid=cid, b_no=part_no, b_state=new_state, b_stat=stat or None,
-                                 b_at=_aware(r.received_at), b_mid=r.receipted_id if from_doubt else None,
-                                 b_dec=dec, b_hex=hexv))
-        inbound_updates.append(dict(b_id=r.inbound_id, b_outcome="matched", b_cid=cid, b_no=part_no))
-        touched.add(cid)
-        counts["matched"] += 1
-    if part_updates:
-        conn.execute(
-            sms_part.update()
-            .where(sms_part.c.contact_id == sa.bindparam("b_cid"), sms_part.c.part_no == sa.bindparam("b_no"))
-            .values(
-                # intermediate receipts (ENROUTE, ACCEPTD) record the stat but keep the state
-                state=sa.func.coalesce(sa.bindparam("b_state", type_=sa.String), sms_part.c.state),
-                receipt_stat=sa.bindparam("b_stat"),
-                receipt_at=sa.bindparam("b_at", type_=sms_part.c.receipt_at.type),
-                message_id=sa.func.coalesce(sms_part.c.message_id, sa.bindparam("b_mid", type_=sa.String)),
-                mid_dec=sa.func.coalesce(sms_part.c.mid_dec, sa.bindparam("b_dec", type_=sa.String)),
-                mid_hex=sa.func.coalesce(sms_part.c.mid_hex, sa.bindparam("b_hex", type_=sa.String)),
-                accepted_at=sa.func.coalesce(sms_part.c.accepted_at,
-                                             sa.bindparam("b_at", type_=sms_part.c.accepted_at.type)),
-            ),
-            part_updates,
-        )
-        recompute_messages(conn, touched)
-    _mark_processed(conn, inbound_updates)
+        if (now - _aware(r.received_at)).total_seconds() > give_up_hours * 3600:
+            given_up.append(dict(inbound_id=r.inbound_id, outcome="unmatched"))
+        elif still_unmatched is not None:
+            still_unmatched.append(r.inbound_id)
+    if given_up:
+        conn.execute(_tmp_receipt_match.insert(), given_up)
+    for step in ("reduce", "parts", "recompute"):
+        _run_step(conn, step)
+    _run_step(conn, "outbox", now=now)
+    _run_step(conn, "contact", now=now)
+    _run_step(conn, "inbound", now=now)
+    for outcome, n in conn.execute(sa.select(_tmp_receipt_match.c.outcome, sa.func.count())
+                                   .group_by(_tmp_receipt_match.c.outcome)):
+        counts[outcome] = n
+    _TMP.drop_all(conn)
     return counts
 
 
@@ -373,7 +346,7 @@ def process_pending(engine: Engine, replies: RepliesConfig | None = None, ripe: 
                     ) -> tuple[dict[str, int], int, list[int]]:
     """Apply what is stored but not applied yet (new receipts, and those that matched nothing so far).
 
-    Only rows after ``after_id``; ``ripe`` as in :func:`match_receipts`.
+    Only rows after ``after_id``; ``ripe`` as in :func:`_apply_receipts`.
     Returns the counts, the highest id seen and the ids still unmatched.
     """
     still: list[int] = []

@@ -233,56 +233,6 @@ def set_message_states(conn: Connection, rows: list[dict], *, from_states: Seque
         )
 
 
-def recompute_messages(conn: Connection, contact_ids: Iterable[str]) -> int:
-    """After receipts: derive each message's state from its parts and write it where it moved.
-
-    Messages a sender still holds (``queued``/``sending``, or with a part still
-    pending) are left to that sender.
-    """
-    ids = list(set(contact_ids))
-    changed = 0
-    now = clock.now()
-    for batch in chunks(ids):
-        parts: dict[str, list] = {}
-        current: dict[str, str] = {}
-        for r in conn.execute(sa.select(sms_part.c.contact_id, sms_part.c.state, sms_part.c.receipt_at,
-                                        sms_part.c.accepted_at, sms_outbox.c.state.label("message_state"))
-                              .join(sms_outbox, sms_outbox.c.contact_id == sms_part.c.contact_id)
-                              .where(sms_part.c.contact_id.in_(batch))):
-            parts.setdefault(r.contact_id, []).append(r)
-            current[r.contact_id] = r.message_state
-        rows = []
-        for cid, prs in parts.items():
-            state = derive_state(p.state for p in prs)
-            if state == QUEUED or current.get(cid) in (QUEUED, SENDING, None) or current.get(cid) == state:
-                continue
-            final = state in (DELIVERED, UNDELIVERED)
-            done_at = max((p.receipt_at for p in prs if p.receipt_at), default=None) if final else None
-            sent_at = min((p.accepted_at for p in prs if p.accepted_at), default=None)
-            rows.append(dict(b_id=cid, b_state=state, b_done=done_at, b_sent=sent_at or now))
-        if not rows:
-            continue
-        changed += len(rows)
-        conn.execute(
-            sms_outbox.update().where(sms_outbox.c.contact_id == sa.bindparam("b_id"))
-            .values(state=sa.bindparam("b_state"), done_at=sa.bindparam("b_done", type_=sms_outbox.c.done_at.type),
-                    submitted_at=sa.func.coalesce(sms_outbox.c.submitted_at,
-                                                  sa.bindparam("b_sent", type_=sms_outbox.c.submitted_at.type))),
-            rows,
-        )
-        conn.execute(
-            mkt_contact.update().where(mkt_contact.c.contact_id == sa.bindparam("b_id"))
-            .values(status=sa.bindparam("b_state"),
-                    delivered_at=sa.case(
-                        (sa.bindparam("b_state") == DELIVERED, sa.bindparam("b_done", type_=mkt_contact.c.delivered_at.type)),
-                        else_=mkt_contact.c.delivered_at),
-                    sent_at=sa.func.coalesce(mkt_contact.c.sent_at,
-                                             sa.bindparam("b_sent", type_=mkt_contact.c.sent_at.type))),
-            rows,
-        )
-    return changed
-
-
 def outbox_counts(engine: Engine, county_code: str | None = None, cycle_date: dt.date | None = None) -> dict[str, int]:
     """Messages per state (for reports and tests; counts only)."""
     q = sa.select(sms_outbox.c.state, sa.func.count()).group_by(sms_outbox.c.state)
