@@ -164,6 +164,35 @@ stg_order = sa.Table(
 )
 sa.Index("ix_stg_order_open", stg_order.c.msisdn, stg_order.c.product_code)
 
+# Monthly bills (usage_monthly.spend_yuan) staged from the data mart for the marketing trajectory:
+# a closed month is staged once; stg_bill_month says which months are in (a missing bill row in a
+# staged month means zero, as in the data mart).
+stg_bill = sa.Table(
+    "stg_bill",
+    metadata,
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("spend_yuan", sa.Numeric(12, 2), nullable=False),
+)
+stg_bill_month = sa.Table(
+    "stg_bill_month",
+    metadata,
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("staged_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Campaigns paused by the outcome loop (config/outcomes.yaml auto_pause; off by default): the
+# targeting leaves them out from the next cycle on. HQ lifts a pause by deleting the row (runbook).
+mkt_campaign_pause = sa.Table(
+    "mkt_campaign_pause",
+    metadata,
+    sa.Column("campaign_code", sa.String(16), primary_key=True),
+    sa.Column("paused_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cycle_date", sa.Date, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
 
 def ensure_schema(engine: Engine) -> None:
     """Create the project's tables (and indexes) if missing."""

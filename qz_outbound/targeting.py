@@ -181,7 +181,11 @@ def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
     channels = channels or load_channels()
     schema.ensure_schema(marketing)
     started = time.monotonic()
-    active = [_campaign_sql(c, cycle_date) for c in daily_campaigns(library, cycle_date)]
+    with marketing.connect() as conn:   # paused by the outcome loop (auto_pause in config/outcomes.yaml)
+        paused = set(conn.scalars(sa.select(schema.mkt_campaign_pause.c.campaign_code)))
+    active = [_campaign_sql(c, cycle_date) for c in daily_campaigns(library, cycle_date) if c.code not in paused]
+    if paused:
+        log.warning("campaigns left out, paused automatically by the outcome loop: %s", ", ".join(sorted(paused)))
     if not active:
         raise ValueError(f"no campaign of the library is active on {cycle_date}")
     params = policy_params(cycle_date, policy)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -114,3 +115,96 @@ def test_call_outcomes_reach_the_contact_history_latest_first_and_idempotent(cyc
         row = conn.execute(sa.text("select response, status from mkt_contact where contact_id = :c"),
                            {"c": cid}).one()
     assert tuple(row) == ("accepted", "called")
+
+
+def test_trajectory_names_offer_uptake_and_the_bills_before_and_after(cycle):
+    """营销轨迹: the credited order's channel, and the bills of the three months before the contact's
+    month and of the months after it, once those are in the data mart (a missing bill row is zero)."""
+    from qz_outbound.datamart.schema import usage_monthly
+
+    engine, library = cycle
+    with engine.connect() as conn:
+        cid, msisdn, product = conn.execute(sa.text(
+            "select contact_id, msisdn, product_code from mkt_contact where channel = 'sms' "
+            "order by contact_id limit 1")).one()
+        before = conn.execute(sa.text(
+            "select coalesce(sum(spend_yuan), 0) from usage_monthly where msisdn = :m "
+            "and month >= :a and month < :b"), {"m": msisdn, "a": dt.date(2026, 8, 1), "b": dt.date(2026, 11, 1)}
+        ).scalar()
+        conn.execute(order_event.delete())
+        conn.commit()
+    with engine.begin() as conn:
+        conn.execute(order_event.insert(), [dict(order_id="T0000001", msisdn=msisdn, product_code=product,
+                                                 order_time=dt.datetime(2026, 11, 25, 10), channel="app",
+                                                 agent_id=None)])
+    outcomes.stage_orders(engine, engine, dt.datetime(2026, 12, 1, tzinfo=clock.SHANGHAI), 30)
+    assert outcomes.attribute_orders(engine, 14) == 1
+
+    # in November the months before are closed, none after: the bill after is not known yet
+    outcomes.stage_bills(engine, engine, D)
+    t = outcomes.trajectory(engine, D, D, msisdn=msisdn).set_index("contact_id").loc[cid]
+    assert t.order_channel == "app" and t.product_code == product and t.converted_at is not None
+    assert math.isclose(t.bill_before, float(before) / 3, abs_tol=0.005)
+    assert pd.isna(t.bill_after) and pd.isna(t.bill_change)
+
+    # December's bills land in the data mart; staged in January, the change shows
+    with engine.begin() as conn:
+        conn.execute(usage_monthly.delete().where(usage_monthly.c.month == dt.date(2026, 12, 1)))
+        conn.execute(usage_monthly.insert(), [dict(msisdn=msisdn, month=dt.date(2026, 12, 1), spend_yuan=88,
+                                                   voice_minutes=0, data_mb=0, sms_count=0)])
+    assert outcomes.stage_bills(engine, engine, dt.date(2027, 1, 5)) >= 1
+    assert outcomes.stage_bills(engine, engine, dt.date(2027, 1, 5)) == 0     # a month is staged once
+    t = outcomes.trajectory(engine, D, D, converted_only=True).set_index("contact_id").loc[cid]
+    assert (t.after_months, t.bill_after) == (1, 88.0)
+    assert math.isclose(t.bill_change, 88.0 - float(before) / 3, abs_tol=0.005)
+    # a customer with no December row is at zero after (a missing row is zero), not unknown
+    others = outcomes.trajectory(engine, D, D)
+    assert (others.loc[others["msisdn"] != msisdn, "bill_after"] == 0).all()
+
+
+def test_ranking_trend_and_automatic_pause_of_a_campaign_that_does_harm(cycle):
+    engine, library = cycle
+    with engine.connect() as conn:
+        harmful = conn.execute(sa.text(
+            "select campaign_code from mkt_contact group by campaign_code "
+            "order by sum(case when channel = 'control' then 1 else 0 end) desc limit 1")).scalar()
+    control = _contacts(engine, harmful, "channel = 'control'")
+    with engine.begin() as conn:      # the control group buys, the contacted customers do not
+        conn.execute(order_event.delete())
+        conn.execute(order_event.insert(), [
+            dict(order_id=f"H{i:07d}", msisdn=m, product_code=p, order_time=dt.datetime(2026, 11, 24, 10),
+                 channel="hall", agent_id=None) for i, (_, m, p) in enumerate(control)])
+    outcomes.stage_orders(engine, engine, dt.datetime(2026, 12, 1, tzinfo=clock.SHANGHAI), 30)
+    outcomes.attribute_orders(engine, 14)
+
+    cfg = outcomes.load_outcome_config()
+    report = outcomes.outcome_report(engine, D, library, cfg)
+    camp = report[report["dimension"] == "campaign"].set_index("campaign_code")
+    assert camp.loc[harmful, "uplift_high"] < 0 and "uplift_significantly_negative" in camp.loc[harmful, "flags"]
+    assert camp.loc[harmful, "rank"] == camp["rank"].max()           # ranked last
+    for dim, rows in report.groupby("dimension"):
+        assert sorted(rows["rank"]) == list(range(1, len(rows) + 1))
+    assert {"all_county", "all_channel", "script"} <= set(report["dimension"])
+    assert set(report.loc[report["dimension"] == "script", "value"]) <= {c.call_script for c in library}
+
+    # off by default: flagged, not paused
+    assert outcomes.write_outcome_report(engine, D, library, cfg)["paused_now"] == []
+    assert outcomes.paused_campaigns(engine) == set()
+    on = cfg.model_copy(update={"auto_pause": outcomes.AutoPause(enabled=True, min_contacts=1)})
+    written = outcomes.write_outcome_report(engine, D, library, on)
+    assert harmful in written["paused_now"]
+    assert outcomes.write_outcome_report(engine, D, library, on)["paused_now"] == []   # once
+    html = open(written["html"], encoding="utf-8").read()
+    assert "已自动暂停" in html and "优化排名" in html and "按周期趋势" in html
+    trend = outcomes.outcome_trend(engine, D, cfg)
+    assert list(trend["cycle_date"]) == [D.isoformat()]
+    assert trend.loc[0, "control_converted"] == len(control)
+
+    # the next target list leaves the paused campaign out
+    from qz_outbound import targeting
+
+    targeting.build_target_list(engine, D, library)
+    with engine.connect() as conn:
+        left = conn.execute(sa.text("select count(*) from mkt_target where cycle_date = :d and campaign_code = :k"),
+                            {"d": D.isoformat() if engine.dialect.name == "sqlite" else D, "k": harmful}).scalar()
+    assert left == 0

@@ -12,3 +12,4 @@
 {% macro month_of(expr) %}cast(extract(month from {{ expr }}) as integer){% endmacro %}
 {% macro add_days(expr, n) %}({{ expr }} + {{ n }}){% endmacro %}
 {% macro date_of(expr) %}cast({{ expr }} as date){% endmacro %}
+{% macro month_start(expr, n=0) %}cast(date_trunc('month', {{ expr }}) + interval '{{ n }} months' as date){% endmacro %}

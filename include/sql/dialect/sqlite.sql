@@ -13,3 +13,4 @@
 {% macro month_of(expr) %}cast(substr({{ expr }}, 6, 2) as integer){% endmacro %}
 {% macro add_days(expr, n) %}date({{ expr }}, '+{{ n }} days'){% endmacro %}
 {% macro date_of(expr) %}date({{ expr }}){% endmacro %}
+{% macro month_start(expr, n=0) %}date({{ expr }}, 'start of month', '{{ '%+d'|format(n) }} months'){% endmacro %}
