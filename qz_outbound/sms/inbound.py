@@ -266,10 +266,12 @@ def _apply_replies(conn: Connection, rows: list, replies: RepliesConfig | None) 
     for r in rows:
         msisdn = normalise_msisdn(r.source_addr)
         kind = classify_reply(r.body, replies)
-        # the latest SMS contact with this customer that actually went out
+        # the latest SMS contact with this customer that actually went out (a daily SMS, or the
+        # customer's SMS of a top-up recommendation)
         contact = conn.execute(
             sa.select(mkt_contact.c.contact_id, mkt_contact.c.response)
-            .where(mkt_contact.c.msisdn == msisdn, mkt_contact.c.channel == "sms", mkt_contact.c.sent_at.is_not(None))
+            .where(mkt_contact.c.msisdn == msisdn, mkt_contact.c.channel.in_(("sms", "agent")),
+                   mkt_contact.c.sent_at.is_not(None))
             .order_by(mkt_contact.c.sent_at.desc(), mkt_contact.c.contact_id.desc()).limit(1)
         ).first()
         if kind == "opt_out":

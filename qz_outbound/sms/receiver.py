@@ -19,13 +19,21 @@ import time
 from typing import Callable
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from qz_outbound.sms import inbound
 from qz_outbound.sms.link import LinkDown, SmppLink
 from qz_outbound.sms.settings import SmsConfig, SmscSettings, load_sms_config
 
 log = logging.getLogger(__name__)
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """What went wrong, for the log: the error class, and the driver's message for an operational
+    error (e.g. "database is locked"); never the statement's parameters, which name customers."""
+    if isinstance(exc, OperationalError) and exc.orig is not None:
+        return f"{type(exc).__name__}: {str(exc.orig).splitlines()[0][:200]}"
+    return type(exc).__name__
 
 
 def run_receiver(
@@ -76,7 +84,7 @@ def run_receiver(
                     except SQLAlchemyError as exc:
                         # not stored, so not acknowledged: the SMSC delivers them again
                         log.error("could not store %d deliver_sm (%s); dropping the bind", len(batch),
-                                  type(exc).__name__)
+                                  _reason(exc))
                         link.close()
                         time.sleep(1.0)
                         break
@@ -92,7 +100,7 @@ def run_receiver(
                             engine, cfg.replies, ripe, rc.unmatched_give_up_hours,
                             after_id=0 if retry_all else seen_id)
                     except SQLAlchemyError as exc:
-                        log.error("applying receipts failed (%s)", type(exc).__name__)
+                        log.error("applying receipts failed (%s); tried again on the next pass", _reason(exc))
                     else:
                         seen_id = max(seen_id, top)
                         last_new = now
