@@ -80,8 +80,9 @@ def make_batch(engine, county: str, n: int, offset: int = 0) -> None:
                                        dict(product_name="5G畅享流量包", price_yuan=30, data_gb=20)) for r in rows])
 
 
-def windowed(engine, db_url: str, n: int, state_dir: str, window: int, receipt_delay: float) -> dict:
-    smsc, port, hport = start_smsc(["--receipt-delay", str(receipt_delay)])
+def windowed(engine, db_url: str, n: int, state_dir: str, window: int, receipt_delay: float,
+             response_delay: float = 0.0) -> dict:
+    smsc, port, hport = start_smsc(["--receipt-delay", str(receipt_delay), "--response-delay", str(response_delay)])
     conn = dict(host="127.0.0.1", port=port, login="bench", password="x",
                 extra=dict(source_addr="10658", rate=100000, window=window))
     env = dict(os.environ, QZ_SMS_STATE_DIR=state_dir, QZ_FAKE_NOW="2026-11-23T10:00:00")
@@ -118,10 +119,10 @@ def windowed(engine, db_url: str, n: int, state_dir: str, window: int, receipt_d
                 smsc_receipts_acked=stats["receipts_acked"])
 
 
-def plain_loop(n: int, seconds: float, receipt_delay: float) -> dict:
+def plain_loop(n: int, seconds: float, receipt_delay: float, response_delay: float = 0.0) -> dict:
     import smpplib.client
 
-    smsc, port, hport = start_smsc(["--receipt-delay", str(receipt_delay)])
+    smsc, port, hport = start_smsc(["--receipt-delay", str(receipt_delay), "--response-delay", str(response_delay)])
     client = smpplib.client.Client("127.0.0.1", port, allow_unknown_opt_params=True)
     acks = {"n": 0}
     first_receipt = {}
@@ -231,6 +232,9 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=50)
     ap.add_argument("--receipt-delay", type=float, default=0.5,
                     help="seconds from accept to receipt at the SMSC, for both runs (handsets take time)")
+    ap.add_argument("--response-delay", type=float, default=0.0,
+                    help="seconds the SMSC takes to answer each submit_sm, for the windowed and plain runs "
+                         "(0: loopback; an operator's SMSC over its link answers in about 10-50 ms)")
     ap.add_argument("--plain-messages", type=int, default=100000)
     ap.add_argument("--plain-seconds", type=float, default=15)
     ap.add_argument("--rate", type=float, default=200)
@@ -249,8 +253,11 @@ def main() -> int:
 
     res = {"database": engine.dialect.name, "machine": f"{os.cpu_count()} cores"}
     res["receipts"] = f"on: one per part, {args.receipt_delay} s after acceptance, acknowledged by the ESME"
-    res["windowed"] = windowed(engine, db_url, args.messages, state_dir, args.window, args.receipt_delay)
-    res["plain_sync_smpplib"] = plain_loop(args.plain_messages, args.plain_seconds, args.receipt_delay)
+    res["smsc_response_delay_s"] = args.response_delay
+    res["windowed"] = windowed(engine, db_url, args.messages, state_dir, args.window, args.receipt_delay,
+                               args.response_delay)
+    res["plain_sync_smpplib"] = plain_loop(args.plain_messages, args.plain_seconds, args.receipt_delay,
+                                           args.response_delay)
     res["speedup_while_receipts_flow"] = round(res["windowed"]["rate_while_receipts_flow"]
                                                / res["plain_sync_smpplib"]["rate_while_receipts_flow"], 1)
     res["contracted"] = contracted(engine, args.rate, args.rate_seconds, state_dir)
