@@ -8,7 +8,8 @@ Every 30 minutes (and on demand), for the cycle date of its logical date in Asia
 | apply_call_outcomes | county call outcomes uploaded in the portal (`mkt_call_outcome`) → `mkt_contact` response; the latest outcome of a contact wins |
 | stage_orders | BOSS `order_event`s of the last days from the data mart → `stg_order`, each order once |
 | attribute_orders | each order credited to the latest contact for its product within the attribution window (control contacts too) |
-| outcome_report | conversion, control conversion, uplift with intervals, cost and ROI per campaign / variant / segment type / county / channel; `outcomes.{csv,html}` in the cycle's report folder (HQ's portal lists it) |
+| stage_bills | closed months' bills (`usage_monthly`) → `stg_bill`, each month once, for the marketing trajectory |
+| outcome_report | conversion, control conversion, uplift with intervals, cost and ROI per campaign / variant / segment type / county / channel / call script, ranked; trend over cycles; bills before/after; `outcomes.html` with charts and CSVs in the cycle's report folder (HQ's portal lists it); optional automatic pause |
 
 SMS receipts and replies are applied by the SMS receiver service as they arrive. Every task is
 idempotent: sources arriving late, twice or out of order give the same history. Settings in
@@ -68,7 +69,16 @@ def outcomes_loop():
         return {"contacts_converted": outcomes.attribute_orders(engine_for(MARKETING_DB), cfg.attribution_days)}
 
     @task
-    def outcome_report(_calls: dict, _orders: dict, logical_date=None) -> dict:
+    def stage_bills(logical_date=None) -> dict:
+        from qz_db_hook import DATAMART, MARKETING_DB, engine_for
+
+        from qz_outbound import clock, outcomes
+
+        return {"bill_rows_new": outcomes.stage_bills(engine_for(DATAMART), engine_for(MARKETING_DB),
+                                                      clock.cycle_date_of(logical_date))}
+
+    @task
+    def outcome_report(_calls: dict, _orders: dict, _bills: dict, logical_date=None) -> dict:
         from qz_db_hook import MARKETING_DB, engine_for
 
         from qz_outbound import campaigns, clock, outcomes
@@ -76,7 +86,7 @@ def outcomes_loop():
         return outcomes.write_outcome_report(engine_for(MARKETING_DB), clock.cycle_date_of(logical_date),
                                              campaigns.load_library())
 
-    outcome_report(apply_call_outcomes(), attribute_orders(stage_orders()))
+    outcome_report(apply_call_outcomes(), attribute_orders(stage_orders()), stage_bills())
 
 
 dag = outcomes_loop()
