@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import db
+from dag_support import run_dag as _run
 from qz_outbound.datamart.generate import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,29 +34,6 @@ def smsc():
     server = DevSmsc(behaviour=Behaviour(), seed=11).start()
     yield server
     server.stop()
-
-
-def _run(dag_id, base, monkeypatch, when: dt.date, smsc=None, at: str = "09:00"):
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.utils.state import DagRunState
-
-    monkeypatch.setenv("AIRFLOW_CONN_DATAMART", json.dumps({"conn_type": "sqlite", "host": str(base / "datamart.db")}))
-    monkeypatch.setenv("AIRFLOW_CONN_MARKETING_DB",
-                       json.dumps({"conn_type": "sqlite", "host": str(base / "marketing.db")}))
-    monkeypatch.setenv("QZ_OUTPUT_DIR", str(base / "output"))
-    monkeypatch.setenv("QZ_SMS_STATE_DIR", str(base / "sms-state"))
-    # the send step runs inside the sending window of the cycle day (the one clock, set for the run)
-    monkeypatch.setenv("QZ_FAKE_NOW", f"{when.isoformat()}T{at}:00+08:00")
-    if smsc is not None:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSC", json.dumps({
-            "conn_type": "generic", "host": "127.0.0.1", "port": smsc.port, "login": smsc.system_id,
-            "password": "dev", "extra": {"source_addr": "10658", "rate": 400, "window": 50}}))
-    dag = DagBag(dag_folder=str(ROOT / "dags")).dags[dag_id]
-    # 06:00 in Shanghai on the cycle date (22:00 UTC the day before): the cycle date must be Shanghai's
-    logical = dt.datetime(when.year, when.month, when.day, 6, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    run = dag.test(logical_date=logical.astimezone(dt.timezone.utc))
-    assert run.state == DagRunState.SUCCESS
-    return run
 
 
 @pytest.mark.slow
