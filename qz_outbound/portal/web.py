@@ -30,6 +30,22 @@ from qz_outbound.portal.schema import mkt_call_outcome, portal_audit, portal_upl
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REPORT_NAME = re.compile(r"^[\w\-]+\.(html|csv|json)$")
+# what HQ sees for each report file of a cycle (others are listed by their file name)
+REPORT_LABELS = {
+    "outcomes.html": "营销效果日报（漏斗、提升度、区县与渠道、趋势图表）",
+    "outcomes.csv": "营销效果明细与优化排名（CSV）",
+    "outcome_trend.csv": "按周期转化趋势（CSV）",
+    "bills.csv": "营销前后账单变化（CSV）",
+    "trajectory_converted.csv": "转化客户营销轨迹（CSV，含号码）",
+    "segment_distribution.html": "存量客户细分分布",
+    "segment_distribution.csv": "存量客户细分分布（CSV）",
+    "segment_bundling.csv": "细分融合情况（CSV）",
+    "coverage.csv": "营销覆盖率（CSV）",
+    "target_validation.html": "目标清单校验结果",
+    "target_validation.json": "目标清单校验结果（JSON）",
+}
+MSISDN = re.compile(r"^1[3-9]\d{9}$")
+TRAJECTORY_DAYS = 400   # how far back a trajectory lookup reads the contact history
 FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -152,7 +168,29 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> Fa
         return page(request, "index.html", viewer=v, county_name=county_names().get(v.county or "", ""),
                     lists=lists, uploads=recent_uploads(v), counties=v.counties(), names=county_names(),
                     progress=progress(dt.date.fromisoformat(latest)) if v.hq else [],
-                    cycle=latest, reports=hq_reports(latest) if v.hq else [])
+                    cycle=latest, reports=hq_reports(latest) if v.hq else [], labels=REPORT_LABELS)
+
+    @app.get("/hq/trajectory", response_class=HTMLResponse)
+    def trajectory_lookup(request: Request, msisdn: str = "", v: Viewer = Depends(viewer)):
+        """营销轨迹 of one customer (HQ only): every offer made, uptake, bills before and after."""
+        from qz_outbound import outcomes
+        from qz_outbound.sms.outbox import mask
+
+        if not v.hq:
+            audit(v.name, "denied", v.county, "trajectory", None)
+            raise HTTPException(403, "营销轨迹查询仅对市公司开放")
+        number = msisdn.strip()
+        rows, error = [], None
+        if number and not MSISDN.match(number):
+            error = "请输入 11 位手机号码"
+        elif number:
+            today = clock.today()
+            frame = outcomes.trajectory(engine(), today - dt.timedelta(days=TRAJECTORY_DAYS), today, msisdn=number)
+            rows = frame.to_dict("records")
+            audit(v.name, "trajectory", None, mask(number), len(rows))
+        return page(request, "trajectory.html", viewer=v, msisdn=number, rows=rows, error=error,
+                    names=county_names(), days=TRAJECTORY_DAYS,
+                    isnan=lambda x: x is None or (isinstance(x, float) and x != x))
 
     @app.get("/api/lists")
     def api_lists(v: Viewer = Depends(viewer)):

@@ -87,3 +87,19 @@ def test_hq_sees_every_county_and_the_progress_table(portal):
     status, body, _ = portal.request("/", "hq")
     page = body.decode()
     assert status == 200 and "各区县进度" in page and "晋江市" in page and "南安市" in page
+
+
+def test_hq_looks_up_a_customers_trajectory_and_counties_cannot(portal):
+    engine = db.make_engine(portal.marketing_url)
+    with engine.connect() as conn:
+        msisdn, campaign = conn.execute(sa.text(
+            "select msisdn, campaign_code from mkt_contact where channel = 'sms' order by contact_id limit 1")).one()
+    status, body, _ = portal.request(f"/hq/trajectory?msisdn={msisdn}", "hq")
+    page = body.decode()
+    assert status == 200 and 'id="trajectory"' in page and campaign in page and "短信" in page
+    assert portal.request(f"/hq/trajectory?msisdn={msisdn}", "county_350582")[0] == 403
+    status, body, _ = portal.request("/hq/trajectory?msisdn=12345", "hq")
+    assert status == 200 and "请输入 11 位手机号码" in body.decode()
+    with engine.connect() as conn:   # the lookup is audited, with the number masked
+        detail = conn.execute(sa.text("select object from portal_audit where action = 'trajectory'")).scalars().all()
+    assert detail and all("****" in d and msisdn not in d for d in detail)
