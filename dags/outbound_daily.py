@@ -27,6 +27,7 @@ import datetime as dt
 
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, task
+from qz_alerts import on_task_failure
 
 SEGMENT_SNAPSHOT = Asset("qz-outbound://marketing_db/mkt_segment_snapshot")
 CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
@@ -45,11 +46,14 @@ CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
         "owner": "hq-marketing",
         "retries": 2,
         "retry_delay": dt.timedelta(minutes=5),
-        "execution_timeout": dt.timedelta(minutes=60),
+        "execution_timeout": dt.timedelta(minutes=30),
+        "on_failure_callback": on_task_failure,   # alert after the last try (docs/runbook.md)
     },
+    # "The lists by 08:00" is the Deadline Alert of the cycle_deadlines DAG (not one here: in Airflow
+    # 3.3.2 a DAG with a deadline fails `dag.test()` / `airflow dags test` when its run succeeds).
 )
 def outbound_daily():
-    @task(retries=0)
+    @task(retries=0, execution_timeout=dt.timedelta(minutes=5))
     def check_config() -> dict:
         """Validate every config file HQ edits before anything else runs (no retry: a typo stays a typo)."""
         from qz_outbound import campaigns, counties, segmentation, targeting
@@ -60,7 +64,7 @@ def outbound_daily():
         targeting.load_channels()
         return {"counties": len(counties.county_names()), "campaigns": len(library)}
 
-    @task(outlets=[SEGMENT_SNAPSHOT])
+    @task(outlets=[SEGMENT_SNAPSHOT], pool="marketing_db", execution_timeout=dt.timedelta(minutes=45))
     def segment_customers(_config: dict, logical_date=None) -> dict:
         from qz_db_hook import DATAMART, MARKETING_DB, engine_for
 
@@ -75,7 +79,7 @@ def outbound_daily():
             raise AirflowFailException(str(exc)) from None   # a broken extract stays broken: no retry
         return {"cycle_date": cycle_date.isoformat(), "customers": n}
 
-    @task
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=15))
     def distribution_report(segmented: dict) -> dict:
         from qz_db_hook import MARKETING_DB, engine_for
 
@@ -86,7 +90,7 @@ def outbound_daily():
         return {"customers": report.customers, "html": str(report.html_path), "csv": str(report.csv_path),
                 "previous_cycle": report.previous.isoformat() if report.previous else None}
 
-    @task
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
     def stage_extracts(_config: dict, logical_date=None) -> dict:
         from qz_db_hook import DATAMART, MARKETING_DB, engine_for
 
@@ -95,7 +99,7 @@ def outbound_daily():
         return targeting.stage_extracts(engine_for(DATAMART), engine_for(MARKETING_DB),
                                         clock.cycle_date_of(logical_date))
 
-    @task
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=30))
     def build_target_list(segmented: dict, _staged: dict) -> dict:
         from qz_db_hook import MARKETING_DB, engine_for
 
@@ -105,7 +109,7 @@ def outbound_daily():
         n = targeting.build_target_list(engine_for(MARKETING_DB), cycle_date, campaigns.load_library())
         return {"cycle_date": segmented["cycle_date"], "targets": n}
 
-    @task
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=10))
     def coverage_report(targets: dict) -> dict:
         from qz_db_hook import MARKETING_DB, engine_for
 
@@ -114,7 +118,7 @@ def outbound_daily():
         path = targeting.write_coverage_report(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]))
         return {"csv": str(path)}
 
-    @task(retries=0)
+    @task(retries=0, pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
     def validate_target_list(targets: dict) -> list[str]:
         """Write–audit–publish: the list is checked before any county gets it. On failure the task
         fails with a readable summary and no county is published (the whole cycle stops)."""
@@ -127,7 +131,8 @@ def outbound_daily():
         validation.require_valid(report)
         return list(counties.county_names())
 
-    @task(outlets=[CONTACTS], map_index_template="{{ county_label }}")
+    @task(outlets=[CONTACTS], map_index_template="{{ county_label }}", pool="marketing_db",
+          retry_delay=dt.timedelta(minutes=2), execution_timeout=dt.timedelta(minutes=20))
     def publish_county(county_code: str, targets: dict) -> dict:
         from airflow.sdk import get_current_context
         from qz_db_hook import MARKETING_DB, engine_for
@@ -139,7 +144,8 @@ def outbound_daily():
                                         county_code, campaigns.load_library())
         return {"county_code": county_code, "cycle_date": targets["cycle_date"], **counts}
 
-    @task(map_index_template="{{ county_label }}")
+    @task(map_index_template="{{ county_label }}", pool="marketing_db", retry_delay=dt.timedelta(minutes=2),
+          execution_timeout=dt.timedelta(minutes=15))
     def call_list(published: dict) -> dict:
         """The county's call list for its call centre (files only a county's portal page serves)."""
         from airflow.sdk import get_current_context
@@ -152,8 +158,11 @@ def outbound_daily():
         return call_lists.write_call_lists(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
                                            county_code, campaigns.load_library())
 
+    # One poke may send for the whole window (08:00-20:00); an SMSC outage is retried with backoff.
     @task.sensor(mode="reschedule", poke_interval=60, timeout=dt.timedelta(hours=20).total_seconds(),
-                 map_index_template="{{ county_label }}")
+                 map_index_template="{{ county_label }}", pool="smsc", retries=3,
+                 retry_delay=dt.timedelta(minutes=5), retry_exponential_backoff=2.0,
+                 max_retry_delay=dt.timedelta(minutes=30), execution_timeout=dt.timedelta(hours=12, minutes=30))
     def send_sms(published: dict) -> PokeReturnValue:
         """Submit the county's SMS within the sending window (a sensor in reschedule mode: while the window
         is closed the task waits without holding a worker slot, rescheduled to the window's opening)."""
