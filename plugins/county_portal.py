@@ -13,6 +13,9 @@ from functools import lru_cache
 from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/county-portal"
+# The asset outcomes_loop is scheduled on (besides every 30 minutes): an upload that loaded rows
+# records an event on it, so the outcomes reach the contact history within a minute.
+CALL_OUTCOMES_URI = "qz-outbound://marketing_db/mkt_call_outcome"
 
 
 @lru_cache(maxsize=1)
@@ -20,6 +23,33 @@ def _engine():
     from qz_db_hook import MARKETING_DB, engine_for
 
     return engine_for(MARKETING_DB)
+
+
+def _outcomes_uploaded(county_code: str, rows: int) -> None:
+    """Record an asset event on the call outcomes (counts only: any viewer can read asset events).
+
+    Runs inside the API server, on Airflow's own asset manager, as its REST route for asset events
+    does. Before outcomes_loop has been parsed the asset does not exist yet: nothing to trigger,
+    and its 30-minute schedule picks the upload up.
+    """
+    import logging
+
+    from airflow.assets.manager import asset_manager
+    from airflow.models.asset import AssetModel
+    from airflow.utils import timezone
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    try:
+        with create_session() as session:
+            model = session.scalar(select(AssetModel).where(AssetModel.uri == CALL_OUTCOMES_URI).limit(1))
+            if model is not None:
+                asset_manager.register_asset_change(asset=model, timestamp=timezone.utcnow(),
+                                                    extra={"county": county_code, "rows": rows},
+                                                    source_is_api=True, session=session)
+    except Exception as exc:   # the upload is loaded either way; the schedule catches up
+        logging.getLogger(__name__).warning("could not record the call-outcome asset event (%s)",
+                                            type(exc).__name__)
 
 
 class _PortalApp:
@@ -35,7 +65,7 @@ class _PortalApp:
 
             from qz_outbound.portal.web import create_app
 
-            self._app = create_app(get_user, _engine)
+            self._app = create_app(get_user, _engine, on_upload=_outcomes_uploaded)
         await self._app(scope, receive, send)
 
 

@@ -76,7 +76,10 @@ def _csv_rows(path: Path) -> int:
         return max(0, sum(1 for _ in f) - 1)
 
 
-def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> FastAPI:
+def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
+               on_upload: Callable[[str, int], None] | None = None) -> FastAPI:
+    """The portal. ``on_upload(county, rows)`` is called after an upload loaded rows (the Airflow
+    plugin records an asset event there, which triggers outcomes_loop)."""
     app = FastAPI(title="县公司外呼门户", docs_url=None, redoc_url=None, openapi_url=None)
     env = _env()
     made = engine
@@ -216,6 +219,8 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine]) -> Fa
         data = await file.read()
         result = uploads.process_upload(engine(), county, v.name, file.filename or "upload", data)
         audit(v.name, "upload", county, result.upload_id, result.rows_accepted)
+        if on_upload is not None and result.rows_accepted and not result.duplicate_file:
+            on_upload(county, result.rows_accepted)
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({**result.summary(), "rejects": result.rejects})
         return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county],

@@ -103,3 +103,28 @@ def test_hq_looks_up_a_customers_trajectory_and_counties_cannot(portal):
     with engine.connect() as conn:   # the lookup is audited, with the number masked
         detail = conn.execute(sa.text("select object from portal_audit where action = 'trajectory'")).scalars().all()
     assert detail and all("****" in d and msisdn not in d for d in detail)
+
+
+def test_an_upload_that_loads_outcomes_triggers_outcomes_loop_through_its_asset(portal):
+    status, body, _ = portal.request("/api/v2/assets?uri_pattern=mkt_call_outcome", "hq")
+    assets = json.loads(body)["assets"]
+    assert status == 200 and [a["uri"] for a in assets] == ["qz-outbound://marketing_db/mkt_call_outcome"]
+    asset_id = assets[0]["id"]
+    engine = db.make_engine(portal.marketing_url)
+    with engine.connect() as conn:
+        cid = conn.execute(sa.text("select contact_id from mkt_contact where channel = 'call' and county_code = :c "
+                                   "order by contact_id desc limit 1"), {"c": NA}).scalar()
+
+    def events():
+        return json.loads(portal.request(f"/api/v2/assets/events?asset_id={asset_id}", "hq")[1])["asset_events"]
+
+    before = len(events())
+    csv = f"联系编号（回填用）,外呼结果,外呼时间\n{cid},busy,2026-11-23 17:45\n".encode("utf-8-sig")
+    status, body, _ = portal.upload(NA, "county_350583", "asset.csv", csv)
+    assert status == 200 and json.loads(body)["rows_accepted"] == 1
+    after = events()
+    assert len(after) == before + 1 and after[-1]["extra"] == {"county": NA, "rows": 1}
+    # the same file again loads nothing: no new event
+    portal.upload(NA, "county_350583", "asset.csv", csv)
+    assert len(events()) == before + 1
+    assert [d["dag_id"] for d in assets[0]["scheduled_dags"]] == ["outcomes_loop"]   # what the event triggers
