@@ -50,7 +50,7 @@ start_proc() {  # start_proc NAME CMD...: its own session (so its children stop 
 }
 
 stop_proc() {  # stop_proc NAME: SIGTERM to its process group, SIGKILL after 30 s
-  local name=$1 f="$DIR/pids/$1.pid" pid
+  local name=$1 f="$DIR/pids/$1.pid" pid t0=$SECONDS
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then
@@ -64,7 +64,7 @@ stop_proc() {  # stop_proc NAME: SIGTERM to its process group, SIGKILL after 30 
   # children that left the group's leader behind (uvicorn, celery pool) go with the group
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$f"
-  log "stopped $name"
+  log "stopped $name ($((SECONDS - t0)) s)"
 }
 
 stop_all() {
@@ -84,7 +84,7 @@ status_all() {
   if [ -f "$DIR/topology.env" ]; then
     # shellcheck disable=SC1091
     . "$DIR/topology.env"
-    curl -fsS "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" && echo || { echo "api-server not healthy"; rc=1; }
+    http_get "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" && echo || { echo "api-server not healthy"; rc=1; }
   fi
   return $rc
 }
@@ -109,6 +109,10 @@ if u.get_backend_name() == "sqlite":
 print(json.dumps({"conn_type": "postgres", "host": u.host, "port": u.port or 5432, "login": u.username,
                   "password": u.password, "schema": u.database}))
 PYEOF
+}
+
+http_get() {  # http_get URL: the body on stdout; fails unless 2xx (Python: no curl needed)
+  "$PY" -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1" 2>/dev/null
 }
 
 secret() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))'; }
@@ -231,7 +235,7 @@ ENV
   done
 
   local deadline=$((SECONDS + 180))
-  until curl -fsS "http://127.0.0.1:$API_PORT/api/v2/monitor/health" > /dev/null 2>&1; do
+  until http_get "http://127.0.0.1:$API_PORT/api/v2/monitor/health" > /dev/null; do
     if (( SECONDS > deadline )); then log "api-server not healthy after 180 s"; tail -40 "$DIR/logs/api-server.log" >&2; exit 1; fi
     sleep 1
   done

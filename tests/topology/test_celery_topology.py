@@ -117,7 +117,9 @@ def topology(tmp_path_factory, pg_database_factory):
         yield {"dir": run_dir, "api": info["API_URL"], "password": secrets["HQ_PASSWORD"], "hook": hook,
                "marketing": urls["marketing"], "startup_s": time.monotonic() - started, "env": env}
     finally:
+        t_stop = time.monotonic()
         stop = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=300)
+        print(f"\ntopology stopped in {time.monotonic() - t_stop:.0f} s:\n{stop.stderr}")
         hook.server.shutdown()
         pids = list((run_dir / "pids").glob("*.pid")) if (run_dir / "pids").exists() else []
         assert stop.returncode == 0 and not pids, (stop.stderr[-2000:], pids)
