@@ -10,18 +10,28 @@
 -- A receipt finds its part by the same text first, then the same number in the same base,
 -- then in the other base; within the best tier, parts of the receipt's own handset win.
 -- One part: matched; several: ambiguous (kept for a person); none: decided by the caller.
+-- Run twice: `first` (the id as given, which finds most) and then the other tiers for the
+-- receipts the first pass did not find.
 insert into tmp_receipt_match (inbound_id, outcome, contact_id, part_no)
-with cand as (
+with k as (
+    select * from tmp_receipt_key
+{%- if not first %}
+    where inbound_id not in (select inbound_id from tmp_receipt_match)
+{%- endif %}
+),
+cand as (
+{%- if first %}
     select k.inbound_id, p.contact_id, p.part_no, 1 as tier
-    from tmp_receipt_key as k join sms_part as p on p.message_id = k.ident
+    from k join sms_part as p on p.message_id = k.ident
+{%- else %}
+    select k.inbound_id, p.contact_id, p.part_no, 2 as tier from k join sms_part as p on p.mid_dec = k.k_dec
     union all
-    select k.inbound_id, p.contact_id, p.part_no, 2 from tmp_receipt_key as k join sms_part as p on p.mid_dec = k.k_dec
+    select k.inbound_id, p.contact_id, p.part_no, 2 from k join sms_part as p on p.mid_hex = k.k_hex
     union all
-    select k.inbound_id, p.contact_id, p.part_no, 2 from tmp_receipt_key as k join sms_part as p on p.mid_hex = k.k_hex
+    select k.inbound_id, p.contact_id, p.part_no, 3 from k join sms_part as p on p.mid_hex = k.k_dec
     union all
-    select k.inbound_id, p.contact_id, p.part_no, 3 from tmp_receipt_key as k join sms_part as p on p.mid_hex = k.k_dec
-    union all
-    select k.inbound_id, p.contact_id, p.part_no, 3 from tmp_receipt_key as k join sms_part as p on p.mid_dec = k.k_hex
+    select k.inbound_id, p.contact_id, p.part_no, 3 from k join sms_part as p on p.mid_dec = k.k_hex
+{%- endif %}
 ),
 best as (
     select inbound_id, min(tier) as tier from cand group by inbound_id

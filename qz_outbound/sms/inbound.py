@@ -153,8 +153,8 @@ _tmp_message_state = sa.Table("tmp_message_state", _TMP, sa.Column("contact_id",
                               sa.Column("sent_at", _TS), prefixes=["TEMPORARY"])
 
 
-def _run_step(conn: Connection, step: str, **params) -> int:
-    stmt = sa.text(db.render_sql("receipt_apply.sql", conn.dialect.name, step=step))
+def _run_step(conn: Connection, step: str, first: bool = True, **params) -> int:
+    stmt = sa.text(db.render_sql("receipt_apply.sql", conn.dialect.name, step=step, first=first))
     if "now" in params:
         stmt = stmt.bindparams(sa.bindparam("now", type_=_TS))
     t0 = time.monotonic()
@@ -217,7 +217,8 @@ def _apply_receipts(conn: Connection, rows: list, ripe: set[int] | None, give_up
     db.bulk_insert(conn, "tmp_receipt_key", ["inbound_id", "ident", "k_dec", "k_hex"], keys)
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("analyze tmp_receipt; analyze tmp_receipt_key")
-    _run_step(conn, "match")
+    _run_step(conn, "match", first=True)
+    _run_step(conn, "match", first=False)
     found = set(conn.scalars(sa.select(_tmp_receipt_match.c.inbound_id)))
     unmatched = [r for r in rows if r.inbound_id not in found]
     late = []

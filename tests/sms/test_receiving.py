@@ -122,3 +122,58 @@ def test_nothing_is_acknowledged_that_was_not_stored(sqlite_engine, smsc):
         fut.result(20)
     with sqlite_engine.connect() as c:
         assert list(c.scalars(sa.select(mkt_opt_out.c.msisdn))) == [msisdn(9)]
+
+
+def test_receipt_matching_prefers_the_same_text_then_the_same_base_then_the_handset(engine):
+    """The matching rules, on rows made by hand: "10" is part A's id as given, and part B's id "A"
+    read as a hexadecimal number; "0A" only reads as hexadecimal 10. Two parts with the same id
+    "77" (two SMSC id spaces): the handset decides; a receipt from neither handset is ambiguous and
+    kept for a person, as is one that matches nothing (after the give-up time)."""
+    import datetime as dt
+
+    from qz_outbound import clock
+    from qz_outbound.sms.inbound import Inbound, process_pending, store_and_apply
+    from qz_outbound.sms.outbox import message_id_keys
+    from qz_outbound.sms.schema import sms_outbox
+
+    now = dt.datetime(2026, 11, 23, 10, tzinfo=clock.SHANGHAI)
+    parts = {"A": ("10", "13900000001"), "B": ("A", "13900000002"), "C": ("77", "13900000003"),
+             "D": ("77", "13900000004")}
+    with engine.begin() as conn:
+        for cid, (mid, number) in parts.items():
+            conn.execute(mkt_contact.insert().values(
+                contact_id=cid, cycle_date=CYCLE, msisdn=number, county_code=COUNTY, campaign_code="1141-007",
+                channel="sms", status="submitted", created_at=now, sent_at=now))
+            conn.execute(sms_outbox.insert().values(
+                contact_id=cid, cycle_date=CYCLE, county_code=COUNTY, msisdn=number, campaign_code="1141-007",
+                template="t", text="x", parts=1, state="submitted", queued_at=now, submitted_at=now))
+            dec, hexv = message_id_keys(mid)
+            conn.execute(sms_part.insert().values(
+                contact_id=cid, part_no=1, esm_class=0, data_coding=8, payload=b"x", state="accepted",
+                message_id=mid, mid_dec=dec, mid_hex=hexv, attempts=1, submitted_at=now, accepted_at=now))
+
+    def receipt(ident, handset, stat="DELIVRD"):
+        return Inbound("receipt", handset, "10658", 4, 0, f"id:{ident} stat:{stat}", ident, stat)
+
+    clock.set_now(now)
+    try:
+        with engine.begin() as conn:
+            store_and_apply(conn, [receipt("10", "13999999999"), receipt("0A", "13999999999", "UNDELIV"),
+                                   receipt("77", "13900000004"), receipt("77", "13911111111"),
+                                   receipt("FFFF", "13900000001")])
+        clock.set_now(now + dt.timedelta(hours=80))      # past the give-up time for the stranger id
+        process_pending(engine, give_up_hours=72)
+    finally:
+        clock.set_now(None)
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(sms_inbound.c.receipted_id, sms_inbound.c.source_addr, sms_inbound.c.outcome,
+                                     sms_inbound.c.contact_id).order_by(sms_inbound.c.inbound_id)).all()
+        states_ = dict(conn.execute(sa.select(sms_outbox.c.contact_id, sms_outbox.c.state)).all())
+    assert [tuple(r) for r in got] == [
+        ("10", "13999999999", "matched", "A"),      # the same text beats B's hexadecimal reading
+        ("0A", "13999999999", "matched", "B"),      # only a hexadecimal number: B's id in the same base
+        ("77", "13900000004", "matched", "D"),      # two parts with the id: the handset's own
+        ("77", "13911111111", "ambiguous", None),   # neither handset: kept for a person
+        ("FFFF", "13900000001", "unmatched", None),  # nothing has that id: kept, after the give-up time
+    ]
+    assert states_ == {"A": "delivered", "B": "undelivered", "C": "submitted", "D": "delivered"}
