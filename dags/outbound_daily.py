@@ -178,7 +178,10 @@ def outbound_daily():
         step = sending.send_county(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
                                    county_code, SmppHook().get_settings())
         if not step.done:
-            raise AirflowRescheduleException(step.wait_until.astimezone(dt.timezone.utc))
+            # to the window's opening; never sooner than a poke interval from now (a clock set back
+            # for a replay or a demo, or skew between hosts, must not make the sensor spin)
+            soonest = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
+            raise AirflowRescheduleException(max(step.wait_until.astimezone(dt.timezone.utc), soonest))
         return PokeReturnValue(is_done=True, xcom_value=step.counts)
 
     config = check_config()
