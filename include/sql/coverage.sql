@@ -3,7 +3,10 @@
     how many of those got an offer. Same contact rules as the target list (_contactable.sql). -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
-with recent as (
+-- materialized: one aggregate over the contact history. Inlined, a planner that believes the
+-- history small (a first cycle, not analyzed yet) probes it per customer while the county tasks
+-- insert today's contacts: at 6.4 M customers that ran for more than 8 minutes instead of ~20 s.
+with recent as materialized (
     {{ c.recent_contacts(d) }}
 ),
 

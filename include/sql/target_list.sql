@@ -16,7 +16,7 @@
 {% import '_contactable.sql' as c %}
 {% macro in_slice(expr) %}{% if n_slices > 1 %} and {{ d.slice_of(expr, n_slices) }} = :slice{% endif %}{% endmacro %}
 {% macro range(col, r) %}{% if r is not none %}{% if r.min is not none %} and s.{{ col }} >= {{ r.min }}{% endif %}{% if r.max is not none %} and s.{{ col }} <= {{ r.max }}{% endif %}{% endif %}{% endmacro %}
-with recent as (
+with recent as materialized (   -- one aggregate over the history (coverage.sql says why)
     {{ c.recent_contacts(d) }}
 ),
 
