@@ -212,22 +212,23 @@ DIMENSIONS = {"campaign": None, "variant": "variant", "segment_type": "segment_t
 _SAME_SLICE_CONTROL = ("segment_type", "county_code")
 
 
-def _contacts(marketing: Engine, since: dt.date, until: dt.date, library: list[Campaign]) -> pd.DataFrame:
+_COUNTS = ["contacts", "delivered", "replied", "accepted", "converted"]
+
+
+def _cells(marketing: Engine, since: dt.date, until: dt.date, library: list[Campaign]) -> pd.DataFrame:
+    """The contacts of the cycles ``since`` .. ``until`` aggregated in the database into cells of
+    campaign × variant × segment type × county × channel (``include/sql/outcome_cells.sql``)."""
     d = (lambda x: x.isoformat()) if marketing.dialect.name == "sqlite" else (lambda x: x)
-    contacts = pd.read_sql(sa.text(
-        "select campaign_code, variant, segment_code, county_code, channel, status, delivered_at, responded_at, "
-        "response, converted_at from mkt_contact where cycle_date >= :a and cycle_date <= :b"),
-        marketing, params={"a": d(since), "b": d(until)})
+    with marketing.connect() as conn:
+        cells = pd.read_sql(sa.text(db.render_sql("outcome_cells.sql", marketing.dialect.name)), conn,
+                            params={"a": d(since), "b": d(until)})
     scripts = {c.code: c.call_script for c in library if c.call_script}
-    contacts["segment_type"] = contacts["segment_code"].fillna("").str.split("-").str[0]
-    contacts["script"] = contacts["campaign_code"].map(scripts).where(contacts["channel"] == "call")
-    contacts["control"] = contacts["channel"] == "control"
-    contacts["delivered"] = contacts["delivered_at"].notna() | (contacts["channel"] == "call") & contacts[
-        "response"].notna()
-    contacts["replied"] = contacts["responded_at"].notna()
-    contacts["accepted"] = contacts["response"].isin(["accept", "accepted"])
-    contacts["converted"] = contacts["converted_at"].notna()
-    return contacts
+    cells["variant"] = cells["variant"].replace("", None)
+    cells["script"] = cells["campaign_code"].map(scripts).where(cells["channel"] == "call")
+    cells["control"] = cells["channel"] == "control"
+    for col in _COUNTS:
+        cells[col] = cells[col].astype("int64")
+    return cells
 
 
 def _slice_rows(contacts: pd.DataFrame, dim: str, col: str | None, by_campaign: bool, by_code: dict,
@@ -239,16 +240,15 @@ def _slice_rows(contacts: pd.DataFrame, dim: str, col: str | None, by_campaign: 
     control = contacts[contacts["control"]]
     if not keys or treated.empty:
         return []
-    t = treated.groupby(keys, dropna=False).agg(
-        contacts=("converted", "size"), delivered=("delivered", "sum"), replied=("replied", "sum"),
-        accepted=("accepted", "sum"), converted=("converted", "sum")).reset_index()
+    t = treated.groupby(keys, dropna=False)[_COUNTS].sum().reset_index()
     ckeys = keys if col in _SAME_SLICE_CONTROL else (["campaign_code"] if by_campaign else [])
     if ckeys:
-        c = control.groupby(ckeys, dropna=False).agg(control_n=("converted", "size"),
-                                                     control_converted=("converted", "sum")).reset_index()
+        c = (control.groupby(ckeys, dropna=False)[["contacts", "converted"]].sum().reset_index()
+             .rename(columns={"contacts": "control_n", "converted": "control_converted"}))
         merged = t.merge(c, on=ckeys, how="left").fillna({"control_n": 0, "control_converted": 0})
     else:
-        merged = t.assign(control_n=len(control), control_converted=int(control["converted"].sum()))
+        merged = t.assign(control_n=int(control["contacts"].sum()),
+                          control_converted=int(control["converted"].sum()))
     rows = []
     for r in merged.itertuples(index=False):
         code = r.campaign_code if by_campaign else ""
@@ -290,7 +290,7 @@ def outcome_report(marketing: Engine, cycle_date: dt.date, library: list[Campaig
     optimisation ranking (营销循环优化).
     """
     cfg = cfg or load_outcome_config()
-    contacts = _contacts(marketing, cycle_date - dt.timedelta(days=cfg.report_days), cycle_date, library)
+    contacts = _cells(marketing, cycle_date - dt.timedelta(days=cfg.report_days), cycle_date, library)
     by_code = {c.code: c for c in library}
     rows = []
     for dim, col in DIMENSIONS.items():

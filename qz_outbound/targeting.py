@@ -205,9 +205,17 @@ def coverage(marketing: Engine, cycle_date: dt.date, policy: ContactPolicy | Non
     """Per county and stability type: customers, hard-excluded, frequency-capped, contactable, offered,
     and coverage = offered / contactable (control customers count as offered: they were chosen)."""
     policy = policy or load_policy()
-    sql = db.render_sql("coverage.sql", marketing.dialect.name, policy=policy)
-    with marketing.connect() as conn:
-        frame = pd.read_sql(sa.text(sql), conn, params=policy_params(cycle_date, policy))
+    dialect = marketing.dialect.name
+    params = policy_params(cycle_date, policy)
+    with marketing.begin() as conn:
+        conn.exec_driver_sql("drop table if exists tmp_coverage_excluded")
+        conn.execute(sa.text(db.render_sql("coverage.sql", dialect, policy=policy, step="excluded")), params)
+        if dialect == "postgresql":
+            conn.exec_driver_sql("analyze tmp_coverage_excluded")
+            conn.exec_driver_sql("analyze mkt_contact")   # a first cycle's history is otherwise unknown
+        frame = pd.read_sql(sa.text(db.render_sql("coverage.sql", dialect, policy=policy, step="report")), conn,
+                            params=params)
+        conn.exec_driver_sql("drop table tmp_coverage_excluded")
     frame["coverage"] = (frame["offered"] / frame["contactable"]).where(frame["contactable"] > 0)
     return frame
 

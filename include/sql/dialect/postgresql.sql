@@ -13,3 +13,4 @@
 {% macro add_days(expr, n) %}({{ expr }} + {{ n }}){% endmacro %}
 {% macro date_of(expr) %}cast({{ expr }} as date){% endmacro %}
 {% macro month_start(expr, n=0) %}cast(date_trunc('month', {{ expr }}) + interval '{{ n }} months' as date){% endmacro %}
+{% macro first_field(expr, sep) %}split_part({{ expr }}, '{{ sep }}', 1){% endmacro %}

@@ -14,3 +14,4 @@
 {% macro add_days(expr, n) %}date({{ expr }}, '+{{ n }} days'){% endmacro %}
 {% macro date_of(expr) %}date({{ expr }}){% endmacro %}
 {% macro month_start(expr, n=0) %}date({{ expr }}, 'start of month', '{{ '%+d'|format(n) }} months'){% endmacro %}
+{% macro first_field(expr, sep) %}(case when instr({{ expr }}, '{{ sep }}') > 0 then substr({{ expr }}, 1, instr({{ expr }}, '{{ sep }}') - 1) else {{ expr }} end){% endmacro %}
