@@ -40,6 +40,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--receipts", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=20_000)
+    ap.add_argument("--workers", type=int, default=2, help="concurrent apply transactions (the receiver's "
+                                                               "receiver.apply_workers)")
     ap.add_argument("--steps", action="store_true", help="log each SQL step's time (receipt_apply.sql)")
     args = ap.parse_args()
     if args.steps:
@@ -98,7 +100,8 @@ def main() -> int:
     t0 = time.monotonic()
     after, matched = 0, 0
     while True:
-        counts, after, _still = process_pending(engine, after_id=after, limit=args.batch)
+        counts, after, _still = process_pending(engine, after_id=after, limit=args.batch,
+                                                workers=args.workers)
         if not counts:
             break
         matched += counts.get("receipt_matched", 0)
@@ -108,7 +111,7 @@ def main() -> int:
         delivered = conn.scalar(sa.text("select count(*) from mkt_contact where status = 'delivered' "
                                         "and delivered_at is not null"))
     left = pending_count(engine)
-    line = (f"| {dt.datetime.now():%Y-%m-%d %H:%M} | {n:,} | {args.batch:,} | {seconds:.1f} s | "
+    line = (f"| {dt.datetime.now():%Y-%m-%d %H:%M} | {n:,} | {args.batch:,} × {args.workers} | {seconds:.1f} s | "
             f"{n / seconds:,.0f}/s | {matched:,} | {delivered:,} | {left} | {peak / 1024:.0f} MB "
             f"(before: {rss0 / 1024:.0f} MB) |")
     out = ROOT / "benchmarks" / "results" / "receipts.md"

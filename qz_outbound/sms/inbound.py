@@ -345,11 +345,15 @@ class _Row:
 
 
 def process_pending(engine: Engine, replies: RepliesConfig | None = None, ripe: set[int] | None = None,
-                    give_up_hours: float = 72, after_id: int = 0, limit: int = 5000,
+                    give_up_hours: float = 72, after_id: int = 0, limit: int = 5000, workers: int = 1,
                     ) -> tuple[dict[str, int], int, list[int]]:
     """Apply what is stored but not applied yet (new receipts, and those that matched nothing so far).
 
     Only rows after ``after_id``; ``ripe`` as in :func:`_apply_receipts`.
+    With ``workers`` > 1 (PostgreSQL), a large batch of receipts is applied by that many concurrent
+    transactions, split by handset: every receipt of one message (all its parts, every report on
+    them) comes from the same handset, so it lands in the same share and keeps its order there,
+    and two shares never touch the same message.
     Returns the counts, the highest id seen and the ids still unmatched.
     """
     still: list[int] = []
@@ -360,10 +364,38 @@ def process_pending(engine: Engine, replies: RepliesConfig | None = None, ripe: 
         if not rows:
             return {}, after_id, still
         counts = _apply_replies(conn, [r for r in rows if r.kind == "reply"], replies)
-        receipt_counts = _apply_receipts(conn, [r for r in rows if r.kind == "receipt"], ripe, give_up_hours,
-                                         still)
+        receipts = [r for r in rows if r.kind == "receipt"]
+        shares = _shares(receipts, workers if engine.dialect.name == "postgresql" else 1)
+        if len(shares) == 1:
+            receipt_counts = _apply_receipts(conn, receipts, ripe, give_up_hours, still)
+    if len(shares) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def apply(share: list) -> tuple[dict[str, int], list[int]]:
+            left: list[int] = []
+            with engine.begin() as c:
+                return _apply_receipts(c, share, ripe, give_up_hours, left), left
+
+        with ThreadPoolExecutor(len(shares)) as pool:
+            results = list(pool.map(apply, shares))
+        receipt_counts = {k: sum(r[0][k] for r in results) for k in results[0][0]}
+        still = sorted(i for _, left in results for i in left)
     counts.update({f"receipt_{k}": v for k, v in receipt_counts.items()})
     return counts, rows[-1].inbound_id, still
+
+
+_MIN_SHARE = 5000   # below this many receipts per share, one transaction is faster
+
+
+def _shares(receipts: list, workers: int) -> list[list]:
+    n = max(1, min(workers, len(receipts) // _MIN_SHARE))
+    if n == 1:
+        return [receipts]
+    shares: list[list] = [[] for _ in range(n)]
+    for r in receipts:
+        digits = normalise_msisdn(r.source_addr)
+        shares[int(digits[-4:] or 0) % n].append(r)
+    return [s for s in shares if s]
 
 
 def pending_count(engine: Engine) -> int:

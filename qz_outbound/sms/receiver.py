@@ -98,7 +98,7 @@ def run_receiver(
                     try:
                         _counts, top, still = inbound.process_pending(
                             engine, cfg.replies, ripe, rc.unmatched_give_up_hours,
-                            after_id=0 if retry_all else seen_id)
+                            after_id=0 if retry_all else seen_id, workers=rc.apply_workers)
                     except SQLAlchemyError as exc:
                         log.error("applying receipts failed (%s); tried again on the next pass", _reason(exc))
                     else:

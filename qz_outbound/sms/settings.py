@@ -76,6 +76,7 @@ class ReceiverConfig(StrictModel):
     batch_max: int = Field(500, ge=1)
     retry_unmatched_seconds: float = Field(1.0, gt=0)
     unmatched_give_up_hours: float = Field(72, gt=0)
+    apply_workers: int = Field(2, ge=1, le=16)
 
 
 class SmsConfig(StrictModel):

@@ -177,3 +177,61 @@ def test_receipt_matching_prefers_the_same_text_then_the_same_base_then_the_hand
         ("FFFF", "13900000001", "unmatched", None),  # nothing has that id: kept, after the give-up time
     ]
     assert states_ == {"A": "delivered", "B": "undelivered", "C": "submitted", "D": "delivered"}
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_a_backlog_of_receipts_is_applied_by_two_transactions_split_by_handset(engine):
+    """12,000 two-part messages, each part reported twice (ENROUTE, then the final state) and half of
+    them quoting the id in the other base: applied by two concurrent shares, every report lands on
+    its part in order (the final state wins, never the intermediate one), nothing is left."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from qz_outbound import clock, db
+    from qz_outbound.sms.inbound import process_pending
+    from qz_outbound.sms.outbox import message_id_keys
+    from qz_outbound.sms.schema import sms_outbox
+
+    n = 12_000
+    now = dt.datetime(2026, 11, 23, 10, tzinfo=clock.SHANGHAI)
+    i = pd.RangeIndex(n)
+    number = (13700000000 + i * 13).astype(str)
+    cid = "K" + pd.Series(i).astype(str).str.zfill(9)
+    with engine.begin() as conn:
+        db.bulk_insert(conn, "mkt_contact", ["contact_id", "cycle_date", "msisdn", "county_code", "campaign_code",
+                                             "channel", "status", "created_at", "sent_at"],
+                       pd.DataFrame({"contact_id": cid, "cycle_date": CYCLE, "msisdn": number, "county_code": COUNTY,
+                                     "campaign_code": "1141-007", "channel": "sms", "status": "submitted",
+                                     "created_at": now, "sent_at": now}))
+        db.bulk_insert(conn, "sms_outbox", ["contact_id", "cycle_date", "county_code", "msisdn", "campaign_code",
+                                            "template", "text", "parts", "state", "queued_at", "submitted_at"],
+                       pd.DataFrame({"contact_id": cid, "cycle_date": CYCLE, "county_code": COUNTY, "msisdn": number,
+                                     "campaign_code": "1141-007", "template": "t", "text": "x", "parts": 2,
+                                     "state": "submitted", "queued_at": now, "submitted_at": now}))
+        parts, inbound = [], []
+        for k in range(n):
+            for part in (1, 2):
+                mid = format(5_000_000 + 2 * k + part, "x")
+                dec, hexv = message_id_keys(mid)
+                parts.append((cid[k], part, 0x40, 8, "\\x00", "accepted", mid, dec, hexv, 1, now, now))
+                quoted = str(int(mid, 16)) if k % 2 else mid
+                final = "UNDELIV" if k % 10 == 0 else "DELIVRD"
+                for stat in ("ENROUTE", final):
+                    inbound.append((now, "receipt", number[k], "10658", 4, 0, quoted, stat, f"id:{quoted} stat:{stat}"))
+        db.bulk_insert(conn, "sms_part", ["contact_id", "part_no", "esm_class", "data_coding", "payload", "state",
+                                          "message_id", "mid_dec", "mid_hex", "attempts", "submitted_at",
+                                          "accepted_at"], parts)
+        db.bulk_insert(conn, "sms_inbound", ["received_at", "kind", "source_addr", "dest_addr", "esm_class",
+                                             "data_coding", "receipted_id", "receipt_stat", "body"], inbound)
+    clock.set_now(now + dt.timedelta(minutes=5))
+    try:
+        counts, _, still = process_pending(engine, limit=len(inbound), workers=2)
+    finally:
+        clock.set_now(None)
+    assert counts["receipt_matched"] == len(inbound) and still == []
+    with engine.connect() as conn:
+        got = dict(conn.execute(sa.select(sms_outbox.c.state, sa.func.count()).group_by(sms_outbox.c.state)).all())
+        pending = conn.scalar(sa.select(sa.func.count()).select_from(sms_inbound)
+                              .where(sms_inbound.c.processed_at.is_(None)))
+    assert got == {"delivered": n - n // 10, "undelivered": n // 10} and pending == 0
