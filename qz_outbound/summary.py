@@ -10,11 +10,17 @@ from sqlalchemy.engine import Engine
 from qz_outbound import reports, schema
 
 
+PIPELINE = ["segment", "target", "coverage", "validate", "publish"]
+
+
 def print_summary(marketing: Engine, cycle_date: dt.date) -> int:
     t = schema.mkt_cycle_stage
     with marketing.connect() as conn:
         stages = conn.execute(sa.select(t.c.stage, t.c.rows, t.c.seconds).where(t.c.cycle_date == cycle_date)
                               .order_by(t.c.finished_at)).all()
+        # in the cycle's order (a clock set for a demo stamps every stage alike)
+        stages.sort(key=lambda s: (PIPELINE.index(s.stage.split(":")[0]) if s.stage.split(":")[0] in PIPELINE
+                                   else len(PIPELINE), s.stage))
         types = conn.execute(sa.text(
             "select stability_type, count(*) from mkt_segment_snapshot where cycle_date = :d "
             "group by stability_type"), {"d": cycle_date.isoformat()}).all()
