@@ -44,7 +44,7 @@ from qz_outbound.segmentation import month_start
 from qz_outbound.sms import window
 from qz_outbound.sms.outbox import PENDING as PART_PENDING
 from qz_outbound.sms.outbox import QUEUED, SKIPPED, mask
-from qz_outbound.sms.render import RenderError, render_sms
+from qz_outbound.sms.render import RenderError, render_sms, with_reference
 from qz_outbound.sms.schema import sms_outbox, sms_part
 from qz_outbound.sms.settings import SmsConfig, load_sms_config
 from qz_outbound.targeting import ContactPolicy, load_policy
@@ -254,6 +254,8 @@ def recommend_batch(marketing: Engine, library: list[Campaign], *, cfg: AgentCha
                 continue
             event_rows[event_id]["b_contact"] = cid
             for message_id, (number, template, sms) in ((cid, customer), (shop_message_id(cid), shop)):
+                # a 16-bit concatenation reference of its own: a shop owner gets many long SMS a day
+                sms = with_reference(sms, message_id, sms_config.message.max_parts)
                 row, prts = _outbox_rows(message_id, today, number, code, template, sms, now)
                 outbox.append(row)
                 parts += prts

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from qz_outbound import clock
 from qz_outbound.schema import mkt_contact, mkt_opt_out
-from qz_outbound.sms.render import SMS_TEMPLATE_DIR, RenderError, render_sms
+from qz_outbound.sms.render import SMS_TEMPLATE_DIR, RenderError, render_sms, with_reference
 from qz_outbound.sms.schema import sms_outbox, sms_part
 from qz_outbound.sms.settings import SmsConfig, load_sms_config
 
@@ -164,7 +164,8 @@ def queue_messages(
                     result.skipped += 1
                 else:
                     try:
-                        sms = render_sms(item.template, item.context, cfg.message, template_dir)
+                        sms = with_reference(render_sms(item.template, item.context, cfg.message, template_dir),
+                                             item.contact_id, cfg.message.max_parts)
                     except RenderError as exc:
                         row.update(state=FAILED, reason=f"render_error: {exc.reason}")
                         result.failed += 1

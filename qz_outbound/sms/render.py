@@ -106,6 +106,28 @@ def render_sms(
     return split(frame(render_body(template, context, directory), message), message.max_parts)
 
 
+def with_reference(sms: RenderedSms, key: str, max_parts: int) -> RenderedSms:
+    """The same message with a 16-bit concatenation reference (IEI 0x08) derived from ``key`` (its
+    message id), for messages rendered one by one. smpplib draws an 8-bit reference at random: one
+    handset receiving several long messages (a shop owner, one SMS per recommendation) then gets two
+    with the same reference about as often as not, and may join their parts. Parts carry 66
+    characters (the UDH is a byte longer); a text that would need more than ``max_parts`` that way
+    keeps smpplib's form. Single-part messages are returned as they are.
+    """
+    if len(sms.parts) == 1:
+        return sms
+    import hashlib
+
+    ref = int(hashlib.sha256(key.encode()).hexdigest()[:4], 16)
+    data = sms.text.encode("utf-16-be")
+    chunks = [data[i:i + 132] for i in range(0, len(data), 132)]
+    if len(chunks) > max_parts:
+        return sms
+    parts = tuple(bytes([6, 8, 4, ref >> 8, ref & 0xFF, len(chunks), n]) + chunk
+                  for n, chunk in enumerate(chunks, start=1))
+    return RenderedSms(text=sms.text, parts=parts, esm_class=sms.esm_class, data_coding=sms.data_coding)
+
+
 def decode_short_message(payload: bytes, data_coding: int, esm_class: int = 0) -> str:
     """Text of a short_message (UDH stripped when esm_class says there is one)."""
     if esm_class & 0x40 and payload:

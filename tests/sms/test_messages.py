@@ -114,3 +114,26 @@ def test_deliver_sm_decoding_reads_receipt_fields():
     pdu = decode_deliver_sm(raw)
     assert (pdu.sequence, pdu.esm_class, pdu.receipted_message_id, pdu.message_state) == (9, 4, "1A2B", 2)
     assert pdu.source_addr == "13912345678"
+
+
+def test_messages_rendered_one_by_one_get_their_own_16_bit_reference():
+    """Long messages queued one by one (a shop owner gets many a day) carry a 16-bit reference
+    derived from their id: distinct for different messages, the same on a re-render (a retry sends
+    the same bytes), and the handset joins them back into the text."""
+    from qz_outbound.sms.devsmsc import _udh_key
+    from qz_outbound.sms.render import decode_short_message, split, with_reference
+
+    text = "【泉州移动】" + "尊敬的客户，您好！" * 12 + "回复TD退订"
+    base = split(text, 5)
+    refs = set()
+    for k in range(300):
+        sms = with_reference(base, f"C{k:06d}", 5)
+        keys = [_udh_key(p, sms.esm_class) for p in sms.parts]
+        assert [p[:3] for p in sms.parts] == [b"\x06\x08\x04"] * len(sms.parts)
+        assert len({k_[0] for k_ in keys}) == 1 and [k_[2] for k_ in keys] == list(range(1, len(keys) + 1))
+        assert "".join(decode_short_message(p, sms.data_coding, sms.esm_class) for p in sms.parts) == text
+        refs.add(keys[0][0])
+    assert len(refs) >= 298                      # 300 messages: practically no shared reference
+    assert with_reference(base, "C000001", 5) == with_reference(base, "C000001", 5)
+    short = split("【泉州移动】短信", 5)
+    assert with_reference(short, "C1", 5) is short
