@@ -88,6 +88,12 @@ _jinja = jinja2.Environment(
 )
 
 
+def date_value(engine: Engine, day: dt.date) -> Any:
+    """A date as a bind parameter of plain text SQL: ISO text on SQLite (dates are stored as text
+    there), the date itself on PostgreSQL."""
+    return day.isoformat() if engine.dialect.name == "sqlite" else day
+
+
 def render_sql(name: str, dialect: str, **context: Any) -> str:
     """Render ``include/sql/<name>`` for a dialect.
 

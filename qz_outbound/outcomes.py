@@ -17,6 +17,7 @@ Everything is idempotent: a source arriving late, twice or out of order gives th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from qz_outbound import clock, config, db, reports, schema
 from qz_outbound.campaigns import Campaign
+from qz_outbound.segmentation import month_start
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +95,6 @@ def stage_orders(datamart: Engine, marketing: Engine, until: dt.datetime, lookba
     return len(new)
 
 
-def _month_start(day: dt.date, back: int = 0) -> dt.date:
-    y, m = divmod(day.year * 12 + day.month - 1 - back, 12)
-    return dt.date(y, m + 1, 1)
-
-
 def stage_bills(datamart: Engine, marketing: Engine, cycle_date: dt.date, cfg: OutcomeConfig | None = None) -> int:
     """Stage the closed months' bills the trajectory needs (``usage_monthly`` → ``stg_bill``).
 
@@ -107,15 +104,15 @@ def stage_bills(datamart: Engine, marketing: Engine, cycle_date: dt.date, cfg: O
     """
     cfg = cfg or load_outcome_config()
     schema.ensure_schema(marketing)
-    first = _month_start(cycle_date - dt.timedelta(days=cfg.report_days), cfg.bill_months)
-    last = _month_start(cycle_date, 1)
+    first = month_start(cycle_date - dt.timedelta(days=cfg.report_days), cfg.bill_months)
+    last = month_start(cycle_date, 1)
     with marketing.connect() as conn:
         have = {m if isinstance(m, dt.date) else dt.date.fromisoformat(m)
                 for m in conn.scalars(sa.select(schema.stg_bill_month.c.month))}
     staged, month = 0, first
     while month <= last:
         if month not in have:
-            param = month.isoformat() if datamart.dialect.name == "sqlite" else month
+            param = db.date_value(datamart, month)
             with marketing.begin() as conn:  # a landing cut short before it was recorded
                 conn.execute(schema.stg_bill.delete().where(schema.stg_bill.c.month == month))
             n = db.land_query(datamart, marketing, "stage_bills.sql", {"month": param}, "stg_bill",
@@ -125,7 +122,7 @@ def stage_bills(datamart: Engine, marketing: Engine, cycle_date: dt.date, cfg: O
                     conn.execute(schema.stg_bill_month.insert().values(month=month, rows=n, staged_at=clock.now()))
                 staged += n
                 log.info("bills of %s staged: %d rows", month, n)
-        month = _month_start(month, -1)
+        month = month_start(month, -1)
     return staged
 
 
@@ -136,7 +133,7 @@ def trajectory(marketing: Engine, since: dt.date, until: dt.date, cfg: OutcomeCo
     cfg = cfg or load_outcome_config()
     sql = db.render_sql("trajectory.sql", marketing.dialect.name, bill_months=cfg.bill_months,
                         msisdn=msisdn is not None, converted_only=converted_only)
-    d = (lambda x: x.isoformat()) if marketing.dialect.name == "sqlite" else (lambda x: x)
+    d = functools.partial(db.date_value, marketing)
     params = {"a": d(since), "b": d(until)}
     if msisdn is not None:
         params["msisdn"] = msisdn
@@ -218,7 +215,7 @@ _COUNTS = ["contacts", "delivered", "replied", "accepted", "converted"]
 def _cells(marketing: Engine, since: dt.date, until: dt.date, library: list[Campaign]) -> pd.DataFrame:
     """The contacts of the cycles ``since`` .. ``until`` aggregated in the database into cells of
     campaign × variant × segment type × county × channel (``include/sql/outcome_cells.sql``)."""
-    d = (lambda x: x.isoformat()) if marketing.dialect.name == "sqlite" else (lambda x: x)
+    d = functools.partial(db.date_value, marketing)
     with marketing.connect() as conn:
         cells = pd.read_sql(sa.text(db.render_sql("outcome_cells.sql", marketing.dialect.name)), conn,
                             params={"a": d(since), "b": d(until)})
@@ -316,7 +313,7 @@ REPORT_COLUMNS = ["dimension", "value", "campaign_code", "campaign_name", "conta
 def outcome_trend(marketing: Engine, cycle_date: dt.date, cfg: OutcomeConfig | None = None) -> pd.DataFrame:
     """Per cycle of the last ``trend_cycles`` days: contacts and conversion, treated and control."""
     cfg = cfg or load_outcome_config()
-    d = (lambda x: x.isoformat()) if marketing.dialect.name == "sqlite" else (lambda x: x)
+    d = functools.partial(db.date_value, marketing)
     with marketing.connect() as conn:
         frame = pd.read_sql(sa.text(
             "select cycle_date, case when channel = 'control' then 1 else 0 end as control, count(*) as contacts, "
@@ -350,13 +347,14 @@ def bill_summary(marketing: Engine, cycle_date: dt.date, cfg: OutcomeConfig | No
            f"avg(case when converted_at is not null then bill_after - bill_before end) as converted_bill_change "
            f"from ({inner}) as t group by campaign_code, case when channel = 'control' then 'control' "
            f"else 'treated' end order by campaign_code, arm desc")
-    d = (lambda x: x.isoformat()) if marketing.dialect.name == "sqlite" else (lambda x: x)
+    d = functools.partial(db.date_value, marketing)
     with marketing.connect() as conn:
         return pd.read_sql(sa.text(sql), conn, params={
             "a": d(cycle_date - dt.timedelta(days=cfg.report_days)), "b": d(cycle_date)})
 
 
-def _nan(v) -> bool:
+def is_missing(v) -> bool:
+    """None or NaN (a rate or uplift without data)."""
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
@@ -369,19 +367,19 @@ def _charts(frame: pd.DataFrame, trend: pd.DataFrame) -> dict:
                                                    ("接受", r.accepted), ("转化", r.converted)]}
               for r in camp.itertuples(index=False)]
     intervals = [(r.campaign_code, r.uplift, r.uplift_low, r.uplift_high) for r in camp.itertuples(index=False)
-                 if not _nan(r.uplift)]
+                 if not is_missing(r.uplift)]
     span = [v for _, u, lo, hi in intervals for v in (u, lo, hi)] + [0.0]
     bars = {}
     for dim, label in (("all_county", counties.label), ("all_channel", lambda v: CHANNEL_WORDS.get(v, v))):
         rows = frame[frame["dimension"] == dim].sort_values("value")
         bars[dim] = [{"label": label(r.value), "rate": r.conversion_rate,
-                      "control": None if _nan(r.control_rate) else r.control_rate, "n": r.contacts}
+                      "control": None if is_missing(r.control_rate) else r.control_rate, "n": r.contacts}
                      for r in rows.itertuples(index=False)]
     top = max([b["rate"] for v in bars.values() for b in v] + [b["control"] or 0 for v in bars.values() for b in v]
               + [1e-4])
     points = [r for r in trend.to_dict("records")]
-    trend_top = max([p["conversion_rate"] for p in points if not _nan(p["conversion_rate"])]
-                    + [p["control_rate"] for p in points if not _nan(p["control_rate"])] + [1e-4])
+    trend_top = max([p["conversion_rate"] for p in points if not is_missing(p["conversion_rate"])]
+                    + [p["control_rate"] for p in points if not is_missing(p["control_rate"])] + [1e-4])
     return {"funnel": funnel, "intervals": intervals, "lo": min(span), "hi": max(span) or 1e-4,
             "bars": bars, "bar_top": top, "trend": points, "trend_top": trend_top}
 
@@ -426,7 +424,7 @@ def write_outcome_report(marketing: Engine, cycle_date: dt.date, library: list[C
         ranking={dim: records.get(dim, []) for dim in ("campaign", "segment_type", "channel", "script")},
         charts=_charts(frame, trend), trend=trend.to_dict("records"), bills=bills.to_dict("records"),
         paused=sorted(paused), paused_now=paused_now, auto_pause=cfg.auto_pause,
-        names={c.code: c.name for c in library}, isnan=_nan)
+        names={c.code: c.name for c in library}, isnan=is_missing)
     (out / "outcomes.html").write_text(html, encoding="utf-8")
     return {"rows": len(frame), "flagged": int((frame["flags"] != "").sum()) if not frame.empty else 0,
             "converted_contacts": len(converted), "paused_now": paused_now,

@@ -193,7 +193,7 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
             audit(v.name, "trajectory", None, mask(number), len(rows))
         return page(request, "trajectory.html", viewer=v, msisdn=number, rows=rows, error=error,
                     names=county_names(), days=TRAJECTORY_DAYS,
-                    isnan=lambda x: x is None or (isinstance(x, float) and x != x))
+                    isnan=outcomes.is_missing)
 
     @app.get("/api/lists")
     def api_lists(v: Viewer = Depends(viewer)):
