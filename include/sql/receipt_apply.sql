@@ -89,7 +89,7 @@ from tmp_receipt_part as u
 where sms_part.contact_id = u.contact_id and sms_part.part_no = u.part_no
 {% elif step == 'recompute' %}
 -- Each touched message's state derived from all its parts (the same rules as
--- qz_outbound.sms.outbox.derive_state); kept only where the message moved and no sender holds it.
+-- qz_outbound.sms.outbox.derive_state; tests/sms/test_messages.py checks they agree); kept only where the message moved and no sender holds it.
 insert into tmp_message_state (contact_id, state, done_at, sent_at)
 select s.contact_id, s.state,
        case when s.state in ('delivered', 'undelivered') then s.done_at end,
