@@ -33,6 +33,8 @@ from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 
+from qz_outbound.clock import SHANGHAI
+
 # OWASP "CSV Injection": the characters a spreadsheet reads as the start of a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -91,12 +93,15 @@ def _cell_value(value: object) -> object:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes, Decimal)):   # numpy scalars
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    elif hasattr(value, "item") and not isinstance(value, (str, bytes, Decimal)):   # numpy scalars
         value = value.item()
         if isinstance(value, float) and math.isnan(value):
             return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        # Excel has no time zones: the project's one, Asia/Shanghai, as HQ reads every time
+        value = value.astimezone(SHANGHAI).replace(tzinfo=None)
     if isinstance(value, (str, int, float, Decimal, bool, dt.date, dt.time)):
         return value
     return str(value)

@@ -123,3 +123,17 @@ def test_every_daily_export_writes_hostile_names_as_text(hostile_cycle):
     assert {"coverage.csv", "segment_distribution.csv", "segment_bundling.csv", "outcomes.csv", "outcome_trend.csv",
             "bills.csv", "trajectory_converted.csv"} <= files
     assert checked == {"csv": 7 + len(counties.county_names()), "xlsx": len(counties.county_names())}
+
+
+def test_no_module_writes_a_spreadsheet_file_around_the_export_module():
+    """One way to write a CSV/XLSX a person opens: a new report (economics tables, ...) that calls
+    pandas or openpyxl directly would bypass the neutralising. db.py's COPY buffer is not a file."""
+    import re
+    from pathlib import Path
+
+    package = Path(exports.__file__).parent
+    direct = re.compile(r"\.to_csv\(|\.to_excel\(|ExcelWriter|openpyxl\.Workbook|csv\.(?:writer|DictWriter)\(")
+    writers = {str(p.relative_to(package.parent)) for folder in (package, package.parent / "plugins",
+                                                                 package.parent / "dags")
+               for p in folder.rglob("*.py") if direct.search(p.read_text(encoding="utf-8"))}
+    assert writers == {"qz_outbound/exports.py", "qz_outbound/db.py"}
