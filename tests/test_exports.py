@@ -57,6 +57,11 @@ def test_the_export_module_neutralises_text_and_keeps_numbers(tmp_path):
     assert sheet.freeze_panes == "A2" and sheet.column_dimensions["A"].width == 12
     assert assert_no_formula_anywhere(tmp_path) == {"csv": 1, "xlsx": 1}
 
+    # Excel has no time zones: an aware time is written as Asia/Shanghai wall time
+    times = pd.DataFrame({"办理时间": pd.to_datetime(["2026-11-23 02:00"]).tz_localize("UTC")})
+    exports.write_xlsx(tmp_path / "times.xlsx", {"t": times})
+    assert openpyxl.load_workbook(tmp_path / "times.xlsx")["t"]["A2"].value == dt.datetime(2026, 11, 23, 10, 0)
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hostile_cycle(request, tmp_path, monkeypatch):
