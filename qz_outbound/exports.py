@@ -65,7 +65,8 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> Path:
 
 def _text_columns(frame: pd.DataFrame) -> list:
     return [c for c in frame.columns
-            if pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c])]
+            if pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c])
+            or isinstance(frame[c].dtype, pd.CategoricalDtype)]
 
 
 def csv_safe(frame: pd.DataFrame, index: bool = False) -> pd.DataFrame:

@@ -57,6 +57,10 @@ def test_the_export_module_neutralises_text_and_keeps_numbers(tmp_path):
     assert sheet.freeze_panes == "A2" and sheet.column_dimensions["A"].width == 12
     assert assert_no_formula_anywhere(tmp_path) == {"csv": 1, "xlsx": 1}
 
+    # a categorical column is text too
+    exports.write_csv(pd.DataFrame({"等级": pd.Categorical(["=A", "B"])}), tmp_path / "cat.csv")
+    assert read_csv(tmp_path / "cat.csv")[1:] == [["'=A"], ["B"]]
+
     # Excel has no time zones: an aware time is written as Asia/Shanghai wall time
     times = pd.DataFrame({"办理时间": pd.to_datetime(["2026-11-23 02:00"]).tz_localize("UTC")})
     exports.write_xlsx(tmp_path / "times.xlsx", {"t": times})
