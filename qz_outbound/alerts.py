@@ -39,7 +39,9 @@ def mask_numbers(text: str) -> str:
 
 @dataclass(frozen=True)
 class Alert:
-    """What went wrong, where, and where to look. ``kind``: task_failed | deadline_missed | stage_late."""
+    """What went wrong, where, and where to look.
+
+    ``kind``: task_failed | deadline_missed | stage_late | sms_in_doubt."""
 
     kind: str
     summary: str

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import TEMPLATE_DIR, db, reports
+from qz_outbound import TEMPLATE_DIR, db, exports, reports
 from qz_outbound.campaigns import Campaign
 from qz_outbound.segmentation import load_config as load_segmentation
 from qz_outbound.targeting import load_channels
@@ -102,36 +100,16 @@ def build_call_list(marketing: Engine, cycle_date: dt.date, county_code: str,
     return pd.DataFrame(out, columns=COLUMNS), failed
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_call_lists(marketing: Engine, cycle_date: dt.date, county_code: str,
                      library: list[Campaign]) -> dict:
     """Write the county's call list (CSV with BOM and XLSX); counts and relative paths only."""
     frame, failed = build_call_list(marketing, cycle_date, county_code, library)
     folder = list_dir(cycle_date, county_code)
     stem = file_stem(cycle_date, county_code)
-    csv_path, xlsx_path = folder / f"{stem}.csv", folder / f"{stem}.xlsx"
-    _atomic_write(csv_path, lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
-
-    def _xlsx(p):
-        with pd.ExcelWriter(p, engine="openpyxl") as writer:
-            frame.to_excel(writer, index=False, sheet_name="外呼清单")
-            sheet = writer.sheets["外呼清单"]
-            for col, width in zip("ABCDEFGHIJ", (6, 14, 10, 28, 18, 10, 30, 80, 12, 24)):
-                sheet.column_dimensions[col].width = width
-            sheet.freeze_panes = "A2"
-
-    _atomic_write(xlsx_path, _xlsx)
+    # through the one export module: text cells are text, never formulas (a customer name from the
+    # data mart is hostile input)
+    csv_path, xlsx_path = exports.write_pair(folder / stem, frame, "外呼清单",
+                                             widths=(6, 14, 10, 28, 18, 10, 30, 80, 12, 24), freeze="A2")
     root = reports.output_dir()
     log.info("county %s: call list of %d rows written (%d scripts failed)", county_code, len(frame), failed)
     return {"county_code": county_code, "rows": len(frame), "script_errors": failed,

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock, config, db, reports, schema
+from qz_outbound import clock, config, db, exports, reports, schema
 from qz_outbound.campaigns import Campaign
 from qz_outbound.segmentation import month_start
 
@@ -410,10 +410,9 @@ def write_outcome_report(marketing: Engine, cycle_date: dt.date, library: list[C
     paused = paused_campaigns(marketing)
     out = reports.output_dir() / "reports" / cycle_date.isoformat()
     out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "outcomes.csv", index=False, encoding="utf-8-sig")
-    trend.to_csv(out / "outcome_trend.csv", index=False, encoding="utf-8-sig")
-    bills.to_csv(out / "bills.csv", index=False, encoding="utf-8-sig")
-    converted.to_csv(out / "trajectory_converted.csv", index=False, encoding="utf-8-sig")
+    for name, table in (("outcomes.csv", frame), ("outcome_trend.csv", trend), ("bills.csv", bills),
+                        ("trajectory_converted.csv", converted)):
+        exports.write_csv(table, out / name)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "reports")), autoescape=True)
     records = {dim: frame[frame["dimension"] == dim].sort_values("rank").to_dict("records")
                for dim in frame["dimension"].unique()} if not frame.empty else {}

@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import PROJECT_ROOT, TEMPLATE_DIR, db, schema
+from qz_outbound import PROJECT_ROOT, TEMPLATE_DIR, db, exports, schema
 from qz_outbound.counties import county_names
 from qz_outbound.segmentation import STABILITY_TYPES
 
@@ -110,8 +110,8 @@ def write_distribution_report(marketing: Engine, cycle_date: dt.date, out: Path 
 
     csv_path = out / "segment_distribution.csv"
     bundling_path = out / "segment_bundling.csv"
-    dist.to_csv(csv_path, index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese correctly
-    bund.to_csv(bundling_path, index=False, encoding="utf-8-sig")
+    exports.write_csv(dist, csv_path)  # BOM: Excel opens Chinese correctly; text cells never formulas
+    exports.write_csv(bund, bundling_path)
     html_path = out / "segment_distribution.html"
     customers = int(dist[dist.dimension == "county_code"]["customers"].sum())
     html_path.write_text(_render_html(cycle_date, prev, dist, bund, customers), encoding="utf-8")

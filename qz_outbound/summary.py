@@ -42,6 +42,9 @@ def print_summary(marketing: Engine, cycle_date: dt.date) -> int:
         print("  contacts: " + ", ".join(f"{ch} {n:,}" for ch, n in sorted(channels.items())))
     if outbox:
         print("  SMS outbox: " + ", ".join(f"{st} {n:,}" for st, n in sorted(outbox.items())))
+    if outbox.get("in_doubt"):
+        print(f"  SMS in doubt: {outbox['in_doubt']:,} messages may or may not have reached their customers "
+              "(a crash while in flight); never re-sent, see docs/runbook.md")
     total = sum(n for _, n in types)
     order = {k: i for i, k in enumerate(reports.TYPE_NAMES)}
     print("  stability types:")

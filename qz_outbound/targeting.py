@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from pydantic import Field, field_validator
 from sqlalchemy.engine import Engine
 
-from qz_outbound import SQL_DIR, config, db, schema
+from qz_outbound import SQL_DIR, config, db, exports, schema
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
 from qz_outbound.segmentation import month_start, record_stage
@@ -154,7 +154,8 @@ def _campaign_sql(c: Campaign, cycle_date: dt.date) -> CampaignSql:
     if c.target.sql:
         rule = (SQL_DIR / "campaign_rules" / c.target.sql).read_text(encoding="utf-8").strip().rstrip(";")
     return CampaignSql(
-        code=c.code, name=c.name, product_code=c.product_code, priority=c.priority, target=c.target,
+        # the name only labels the SQL's line comment: a line break in it would end the comment
+        code=c.code, name=" ".join(c.name.split()), product_code=c.product_code, priority=c.priority, target=c.target,
         allows_call="call" in c.channels, allows_sms="sms" in c.channels, salt=salt(c.code, cycle_date),
         control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule)
 
@@ -227,8 +228,7 @@ def write_coverage_report(marketing: Engine, cycle_date: dt.date, out: Path | No
     names = county_names()
     frame.insert(1, "county_name", frame["county_code"].map(names))
     path = (out or output_dir()) / "reports" / cycle_date.isoformat() / "coverage.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    exports.write_csv(frame, path)
     total = frame[["contactable", "offered"]].sum()
     record_stage(marketing, cycle_date, "coverage", int(total["offered"]), 0.0,
                  detail=f"coverage {total['offered'] / max(1, total['contactable']):.4f} "

@@ -24,11 +24,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import db, reports
+from qz_outbound import db, exports, reports
 from qz_outbound.agent.schema import ensure_agent_schema, mkt_agent_commission, stg_agent_order
 from qz_outbound.agent.settings import AgentChannelConfig, load_agent_config
 from qz_outbound.campaigns import Campaign
-from qz_outbound.call_lists import _atomic_write
 from qz_outbound.counties import county_names
 from qz_outbound.sms.outbox import mask
 
@@ -183,11 +182,4 @@ def write_statements(marketing: Engine, month: dt.date, campaign_names: dict[str
 
 
 def _write_pair(stem: Path, frame: pd.DataFrame, sheet: str) -> None:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(stem.with_suffix(".csv"), lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
-
-    def _xlsx(p):
-        with pd.ExcelWriter(p, engine="openpyxl") as writer:
-            frame.to_excel(writer, index=False, sheet_name=sheet)
-
-    _atomic_write(stem.with_suffix(".xlsx"), _xlsx)
+    exports.write_pair(stem, frame, sheet)   # shop names and notes are text, never formulas

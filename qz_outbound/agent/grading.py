@@ -24,7 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import db, reports
+from qz_outbound import db, exports, reports
 from qz_outbound.agent.commission import month_bounds
 from qz_outbound.agent.schema import ensure_agent_schema, mkt_agent_grade
 from qz_outbound.agent.settings import Grading, load_agent_config
@@ -88,12 +88,12 @@ def write_grade_report(graded: pd.DataFrame, month: dt.date, out_dir: Path | Non
         "agent_id": "代理点编码", "county_code": "区县编码", "outlet_name": "网点名称", "outlet_type": "网点类型",
         "customers_served": "服务客户数", "floor_area_m2": "面积(平方米)", "conversions": "转化笔数",
         "score": "得分", "grade": "等级"})
-    shops.to_csv(folder / "outlet_grades.csv", index=False, encoding="utf-8-sig")
+    exports.write_csv(shops, folder / "outlet_grades.csv")
     dist = pd.crosstab(graded["county_code"], graded["grade"]).reindex(columns=list(GRADES), fill_value=0)
     dist["合计"] = dist.sum(axis=1)
     dist.insert(0, "区县", [names.get(c, c) for c in dist.index])
     dist.index.name = "区县编码"
-    dist.to_csv(folder / "grade_distribution.csv", encoding="utf-8-sig")
+    exports.write_csv(dist, folder / "grade_distribution.csv", index=True)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["区县编码", *dist.columns])
     body = "".join("<tr>" + f"<td>{html.escape(str(code))}</td>" + "".join(
         f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for code, row in dist.iterrows())

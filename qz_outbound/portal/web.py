@@ -9,6 +9,7 @@ the portal does not know → 403, another county's list or upload → 403. Every
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from functools import lru_cache
@@ -27,6 +28,10 @@ from qz_outbound.counties import county_names
 from qz_outbound.portal import uploads
 from qz_outbound.portal.access import NotAllowed, Viewer, load_portal_config, viewer_for
 from qz_outbound.portal.schema import mkt_call_outcome, portal_audit, portal_upload
+from qz_outbound.sms.outbox import DELIVERED, IN_DOUBT, SUBMITTED, UNDELIVERED, outbox_counts_by_county
+
+# messages the SMSC accepted (in doubt ones are counted on their own: they may or may not have left)
+SMS_SENT = (SUBMITTED, DELIVERED, UNDELIVERED)
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REPORT_NAME = re.compile(r"^[\w\-]+\.(html|csv|json)$")
@@ -72,8 +77,8 @@ def _county(value: str) -> str:
 
 def _csv_rows(path: Path) -> int:
     """Rows of a call list (its CSV without the header)."""
-    with path.open(encoding="utf-8-sig") as f:
-        return max(0, sum(1 for _ in f) - 1)
+    with path.open(encoding="utf-8-sig", newline="") as f:   # a quoted cell may hold a line break
+        return max(0, sum(1 for _ in csv.reader(f)) - 1)
 
 
 def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
@@ -145,12 +150,16 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
                 sa.func.count(sa.distinct(sa.case((mkt_call_outcome.c.outcome == "accepted",
                                                    mkt_call_outcome.c.contact_id)))),
             ).where(mkt_call_outcome.c.cycle_date == cycle).group_by(mkt_call_outcome.c.county_code))}
+        sms = outbox_counts_by_county(eng, cycle)
         rows = []
         for county, name in county_names().items():
             called, outcomes, accepted = done.get(county, (0, 0, 0))
+            states = sms.get(county, {})
             rows.append({"county": county, "name": name, "issued": issued.get(county, 0), "called": called,
                          "outcomes": outcomes, "accepted": accepted,
-                         "acceptance": f"{accepted / called:.1%}" if called else "—"})
+                         "acceptance": f"{accepted / called:.1%}" if called else "—",
+                         "sms_sent": sum(states.get(s, 0) for s in SMS_SENT), "sms_delivered": states.get(DELIVERED, 0),
+                         "sms_in_doubt": states.get(IN_DOUBT, 0)})
         return rows
 
     def hq_reports(cycle: str | None) -> list[str]:

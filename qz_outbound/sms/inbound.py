@@ -52,15 +52,28 @@ _ID_RE = re.compile(r"\bid:(\S+)", re.IGNORECASE)
 _STAT_RE = re.compile(r"\bstat:(\w+)", re.IGNORECASE)
 
 
+def normalise_reply(text: str | None) -> str:
+    """A reply as contact-policy.md "Replies" reads it: full-width forms folded to half-width
+    (NFKC: ＴＤ -> TD, １ -> 1), spaces, punctuation and invisible format characters dropped
+    (``T D``, ``退订。``, ``t.d.``), upper-cased."""
+    folded = unicodedata.normalize("NFKC", text or "")
+    return "".join(ch for ch in folded
+                   if not ch.isspace() and unicodedata.category(ch)[0] not in "PZC").upper()
+
+
 def classify_reply(text: str, replies: RepliesConfig | None = None) -> str:
     """``accept``, ``opt_out`` or ``unrecognised`` for a reply text.
 
-    Trimmed, any case, full-width forms folded (ＴＤ and １ count as TD and 1).
+    Both lists are compared on the normalised text (:func:`normalise_reply`); config words are
+    normalised the same way. An opt-out is the exact words, or any text that contains 退订 or
+    starts with TD (the answers to the footer "回复TD退订": ``TD退订``, ``回复TD退订``, ``退订。``,
+    ``T D``). Opt-out is checked first: when in doubt, honour the opt-out.
     """
-    word = unicodedata.normalize("NFKC", text or "").strip().upper()
-    accept = set(ACCEPT_WORDS) | {w.strip().upper() for w in (replies.extra_accept if replies else [])}
-    opt_out = set(OPT_OUT_WORDS) | {w.strip().upper() for w in (replies.extra_opt_out if replies else [])}
-    if word in opt_out:
+    word = normalise_reply(text)
+    accept = set(ACCEPT_WORDS) | {normalise_reply(w) for w in (replies.extra_accept if replies else [])}
+    opt_out = set(OPT_OUT_WORDS) | {normalise_reply(w) for w in (replies.extra_opt_out if replies else [])}
+    opt_out.discard("")   # a config word of only punctuation must not turn every empty reply into an opt-out
+    if word in opt_out or "退订" in word or word.startswith("TD"):
         return "opt_out"
     if word in accept:
         return "accept"
@@ -404,5 +417,5 @@ def pending_count(engine: Engine) -> int:
                            .where(sms_inbound.c.processed_at.is_(None)))
 
 
-__all__ = ["classify_reply", "parse_deliver_sm", "store_and_apply", "process_pending", "Inbound",
+__all__ = ["classify_reply", "normalise_reply", "parse_deliver_sm", "store_and_apply", "process_pending", "Inbound",
            "ACCEPT_WORDS", "OPT_OUT_WORDS", "ACCEPTED"]

@@ -243,3 +243,14 @@ def outbox_counts(engine: Engine, county_code: str | None = None, cycle_date: dt
         q = q.where(sms_outbox.c.cycle_date == cycle_date)
     with engine.connect() as conn:
         return {state: n for state, n in conn.execute(q)}
+
+
+def outbox_counts_by_county(engine: Engine, cycle_date: dt.date) -> dict[str, dict[str, int]]:
+    """A cycle's messages per county and state (HQ's progress view: counts only)."""
+    q = (sa.select(sms_outbox.c.county_code, sms_outbox.c.state, sa.func.count())
+         .where(sms_outbox.c.cycle_date == cycle_date).group_by(sms_outbox.c.county_code, sms_outbox.c.state))
+    out: dict[str, dict[str, int]] = {}
+    with engine.connect() as conn:
+        for county, state, n in conn.execute(q):
+            out.setdefault(county, {})[state] = n
+    return out

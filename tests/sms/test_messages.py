@@ -11,7 +11,7 @@ from qz_outbound.sms.inbound import classify_reply
 from qz_outbound.sms.link import decode_deliver_sm, encode_submit_sm
 from qz_outbound.sms.outbox import derive_state, mask, message_id_keys, normalise_msisdn
 from qz_outbound.sms.render import RenderError, decode_short_message, render_sms
-from qz_outbound.sms.settings import load_sms_config
+from qz_outbound.sms.settings import RepliesConfig, load_sms_config
 
 from sms_support import FLOW_PACK
 
@@ -60,13 +60,33 @@ def test_unknown_template_is_a_render_error():
 
 
 @pytest.mark.parametrize("text, kind", [
+    # accept: the four words, trimmed, any case, full-width folded, punctuation dropped
     ("1", "accept"), ("y", "accept"), (" Y ", "accept"), ("是", "accept"), ("好", "accept"), ("１", "accept"),
+    ("好！", "accept"), ("是。", "accept"), ("ｙ", "accept"),
+    # opt-out: the exact words
     ("TD", "opt_out"), ("td", "opt_out"), ("ＴＤ", "opt_out"), ("t", "opt_out"), ("N", "opt_out"), ("r", "opt_out"),
-    ("0000", "opt_out"), ("退订", "opt_out"), (" 取消\u3000", "opt_out"),
-    ("2", "unrecognised"), ("好的谢谢", "unrecognised"), ("TD退订", "unrecognised"), ("", "unrecognised"),
+    ("0000", "opt_out"), ("０ ０ ０ ０", "opt_out"), ("退订", "opt_out"), (" 取消\u3000", "opt_out"),
+    ("取消。", "opt_out"),
+    # opt-out: the spec's answers to the footer "回复TD退订", and their neighbours
+    ("TD退订", "opt_out"), ("回复TD退订", "opt_out"), ("退订。", "opt_out"), ("T D", "opt_out"),
+    ("t.d.", "opt_out"), ("Ｔ　Ｄ", "opt_out"), ("td\u200b", "opt_out"), ("TD!!", "opt_out"),
+    ("tdtd", "opt_out"), ("请帮我退订，谢谢", "opt_out"), ("不要再发了退订", "opt_out"), ("【退订】", "opt_out"),
+    ("退 订", "opt_out"),
+    # unrecognised: for a person to read
+    ("2", "unrecognised"), ("好的谢谢", "unrecognised"), ("", "unrecognised"), ("   ", "unrecognised"),
+    ("什么活动？", "unrecognised"), ("YES", "unrecognised"), ("11", "unrecognised"),
+    ("订", "unrecognised"), ("。。。", "unrecognised"),
 ])
 def test_replies_are_classified_per_the_spec(text, kind):
     assert classify_reply(text) == kind
+
+
+def test_config_words_are_normalised_like_the_reply():
+    replies = RepliesConfig(extra_accept=["办理"], extra_opt_out=["不要 再发", "。"])
+    assert classify_reply("办理！", replies) == "accept"
+    assert classify_reply("不要再发！", replies) == "opt_out"
+    assert classify_reply("", replies) == "unrecognised"     # a word of only punctuation matches nothing
+    assert classify_reply("办理", None) == "unrecognised"
 
 
 def test_message_ids_are_read_in_both_bases():

@@ -94,7 +94,8 @@ def test_replies_are_recorded_and_an_opt_out_is_for_good(sqlite_engine, smsc):
     make_contacts(sqlite_engine, 4)
     with receiver(sqlite_engine, conn):
         send_batch(sqlite_engine, CYCLE, COUNTY, settings(conn))
-        for number, text in ((msisdn(0), "1"), (msisdn(1), "ＴＤ"), (msisdn(2), "什么活动？"), ("13700000000", "好")):
+        for number, text in ((msisdn(0), "1"), (msisdn(1), "ＴＤ"), (msisdn(2), "什么活动？"), ("13700000000", "好"),
+                             (msisdn(3), "回复TD退订"), ("13700000001", "T D")):
             smsc.inject_mo(number, text, system_id="qz").result(20)
     with sqlite_engine.connect() as c:
         responses = dict(c.execute(sa.select(mkt_contact.c.msisdn, mkt_contact.c.response)
@@ -102,10 +103,11 @@ def test_replies_are_recorded_and_an_opt_out_is_for_good(sqlite_engine, smsc):
         opted = list(c.scalars(sa.select(mkt_opt_out.c.msisdn)))
         inbound = c.execute(sa.select(sms_inbound.c.source_addr, sms_inbound.c.outcome, sms_inbound.c.body)
                             .where(sms_inbound.c.kind == "reply").order_by(sms_inbound.c.inbound_id)).all()
-    assert responses == {msisdn(0): "accept", msisdn(1): "opt_out", msisdn(2): "unrecognised"}
-    assert opted == [msisdn(1)]
+    assert responses == {msisdn(0): "accept", msisdn(1): "opt_out", msisdn(2): "unrecognised", msisdn(3): "opt_out"}
+    assert sorted(opted) == sorted([msisdn(1), msisdn(3), "13700000001"])   # a stranger's opt-out counts too
     assert [(r.source_addr, r.outcome) for r in inbound] == [
-        (msisdn(0), "accept"), (msisdn(1), "opt_out"), (msisdn(2), "unrecognised"), ("13700000000", "unmatched")]
+        (msisdn(0), "accept"), (msisdn(1), "opt_out"), (msisdn(2), "unrecognised"), ("13700000000", "unmatched"),
+        (msisdn(3), "opt_out"), ("13700000001", "opt_out")]
     assert inbound[2].body == "什么活动？"       # kept for a person to read
 
 
