@@ -46,6 +46,8 @@ portal_upload = sa.Table(
     sa.Column("rows_accepted", sa.Integer, nullable=False),
     sa.Column("rows_rejected", sa.Integer, nullable=False),
     sa.Column("rows_without_outcome", sa.Integer, nullable=False),   # rows not called yet (no outcome)
+    # rows whose outcome an earlier upload already loaded (the list uploaded again as it is worked)
+    sa.Column("rows_already_loaded", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("county_code", "sha256", name="ux_portal_upload_file"),
 )
 

@@ -14,7 +14,8 @@ the limits. Row numbers are the spreadsheet's own (the header is row 1, blank ro
 Each row is accepted or rejected with a reason (an unknown contact id, another county's contact, a
 contact that was not a call, an outcome that is not one of contact-policy.md's codes, a bad time,
 a time in the future or before the contact's cycle day, a formula cell with no computed value,
-a duplicate in the file or of an outcome already loaded). Good rows load even when others fail.
+a duplicate in the file). Good rows load even when others fail; a row an earlier upload already
+loaded is counted (``rows_already_loaded``) and not loaded again.
 ``refused_do_not_call`` is an opt-out at once. The original file is archived; the same file
 uploaded again is recognised by its hash and changes nothing; the same list uploaded again with
 more rows worked loads only the new rows (an outcome is identified by contact, outcome and the
@@ -80,6 +81,7 @@ class UploadResult:
     rows_accepted: int = 0
     rows_rejected: int = 0
     rows_without_outcome: int = 0     # rows of the list with no outcome filled in: not called yet
+    rows_already_loaded: int = 0      # rows an earlier upload loaded: the list uploaded again as worked
     opt_outs: int = 0
     rejects: list[dict] = field(default_factory=list)   # row_no, contact_id, outcome, reason
 
@@ -343,7 +345,8 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
             upload_id=upload_id, county_code=county_code, sha256=digest, file_name=name,
             archive_path=str(archive), uploaded_by=user_name, uploaded_at=now, status=result.status,
             error=result.error, rows_total=result.rows_total, rows_accepted=result.rows_accepted,
-            rows_rejected=result.rows_rejected, rows_without_outcome=result.rows_without_outcome))
+            rows_rejected=result.rows_rejected, rows_without_outcome=result.rows_without_outcome,
+            rows_already_loaded=result.rows_already_loaded))
         if accepted:
             conn.execute(mkt_call_outcome.insert(), accepted)
         if result.rejects:
@@ -418,7 +421,7 @@ def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now:
             if key in seen:
                 reject(f"与第 {seen[key]} 行重复")
             elif (key in timed) if raw_time else ((cid, outcome) in untimed):
-                reject("该结果已在之前的上传中登记")
+                result.rows_already_loaded += 1      # counted, not loaded again, not an error either
             else:
                 seen[key] = row_no
                 accepted.append(dict(
@@ -438,4 +441,5 @@ def load_result(marketing: Engine, upload_id: str) -> UploadResult:
             .where(portal_upload_reject.c.upload_id == upload_id).order_by(portal_upload_reject.c.row_no))]
     return UploadResult(upload_id=u.upload_id, county_code=u.county_code, status=u.status, error=u.error,
                         rows_total=u.rows_total, rows_accepted=u.rows_accepted, rows_rejected=u.rows_rejected,
-                        rows_without_outcome=u.rows_without_outcome, rejects=rejects)
+                        rows_without_outcome=u.rows_without_outcome,
+                        rows_already_loaded=u.rows_already_loaded, rejects=rejects)
