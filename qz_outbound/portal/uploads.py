@@ -338,6 +338,7 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
         sheet = None
 
     with marketing.begin() as conn:
+        _serialise(conn, county_code)
         accepted = _check_rows(conn, sheet, result, county_code, now, id_col, outcome_col, time_col, note_col) \
             if sheet is not None else []
         result.rows_accepted, result.rows_rejected = len(accepted), len(result.rejects)
@@ -356,6 +357,18 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
                 .bindparams(sa.bindparam("now", type_=_TS))
             result.opt_outs = conn.execute(stmt, {"upload_id": upload_id, "now": now}).rowcount
     return result
+
+
+def _serialise(conn, county_code: str) -> None:
+    """One county's uploads one at a time: an upload reads what is loaded, then writes.
+
+    SQLite: take the write lock first (a concurrent writer then makes this one wait, busy_timeout,
+    instead of failing when its read snapshot cannot become a write). PostgreSQL: a transaction
+    lock per county, so two uploads of the same list at once cannot both find a row new."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("begin immediate")
+    else:
+        conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"portal_upload:{county_code}"})
 
 
 def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now: dt.datetime,

@@ -36,8 +36,9 @@ def _free_port() -> int:
 
 
 class Portal:
-    def __init__(self, base: str, out: Path, marketing_url: str):
+    def __init__(self, base: str, out: Path, marketing_url: str, pid: int):
         self.base, self.out, self.marketing_url = base, out, marketing_url
+        self.pid = pid                    # the api-server process (memory is measured there)
         self.passwords = dict(PASSWORDS)
         self._tokens: dict[str, str] = {}
 
@@ -136,7 +137,9 @@ def portal(tmp_path_factory):
         proc.terminate()
     if proc.poll() is not None:
         pytest.fail("airflow api-server did not start:\n" + (base / "api-server.log").read_text()[-4000:])
-    yield Portal(url, out, marketing)
+    yield Portal(url, out, marketing, proc.pid)
+    if os.environ.get("QZ_PORTAL_LOG"):   # keep the api-server's log where a failing run can read it
+        Path(os.environ["QZ_PORTAL_LOG"]).write_text((base / "api-server.log").read_text(errors="replace"))
     proc.terminate()
     try:
         proc.wait(timeout=30)

@@ -351,3 +351,28 @@ def test_tens_of_thousands_of_ids_are_matched_in_sql_not_an_in_list(cycle):
     assert (result.rows_total, result.rows_accepted, result.rows_rejected) == (40_010, 10, 40_000)
     assert all("未知的联系编号" in r["reason"] for r in result.rejects)
     assert took < 30, took
+
+
+def test_two_uploads_at_once_both_load_and_nothing_twice(cycle):
+    """As two county users (or one, twice) submitting at the same moment: both wait their turn."""
+    import threading
+
+    engine, county, mine, _, _ = cycle
+    ids = [cid for cid, _ in mine[32:40]]
+    assert len(ids) == 8
+    files = [_csv([(c, "busy", "", "") for c in ids[:8]]) + b"\n" * k for k in (1, 2)]   # mostly the same rows
+    results, errors = [], []
+
+    def send(data):
+        try:
+            results.append(uploads.process_upload(engine, county, "u", "同时.csv", data))
+        except Exception as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(r.rows_accepted for r in results) == [0, 8], [(r.rows_total, r.rows_rejected, r.rows_already_loaded, r.rejects[:1]) for r in results]
+    assert sorted(r.rows_already_loaded for r in results) == [0, 8]
