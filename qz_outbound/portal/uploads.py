@@ -31,9 +31,12 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import re
 import zipfile
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -412,7 +415,6 @@ def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now:
             continue
         contact = contacts.get(cid)
         outcome = _outcome(raw_outcome)
-        called_at = _called_at(raw_time) if raw_time else now
         if not cid:
             reject("联系编号为空")
         elif contact is None:
@@ -423,7 +425,7 @@ def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now:
             reject("该联系不是外呼（不能回填外呼结果）")
         elif outcome is None:
             reject(f"外呼结果不可识别（应为：{'、'.join(OUTCOMES)} 或对应中文）")
-        elif called_at is None:
+        elif (called_at := _called_at(raw_time) if raw_time else now) is None:
             reject("外呼时间格式错误（例：2026-11-23 14:30，北京时间）")
         elif called_at > now:
             reject(f"外呼时间晚于当前时间（{now:%Y-%m-%d %H:%M}，北京时间）")
@@ -445,13 +447,52 @@ def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now:
     return accepted
 
 
-def load_result(marketing: Engine, upload_id: str) -> UploadResult:
+# ---------------------------------------------------------------- in a worker process
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+@lru_cache(maxsize=4)
+def _worker_engine(url: str) -> Engine:
+    return db.make_engine(url)
+
+
+def _process_in_worker(url: str, *args) -> UploadResult:
+    return process_upload(_worker_engine(url), *args)
+
+
+def submit(marketing: Engine, county_code: str, user_name: str, file_name: str, data: bytes,
+           limits: UploadLimits) -> Future:
+    """:func:`process_upload` in a worker process of the API server (at most ``limits.at_once``).
+
+    Not a thread: a thread of the server's own process shares its interpreter lock, and a long
+    parse then slows every request the server answers (Airflow's UI, REST API and the execution
+    API the workers report to). The worker runs at a lower priority, its memory is its own, and a
+    worker that dies fails the upload, not the server."""
+    global _POOL
+    if _POOL is None:
+        import multiprocessing
+
+        from qz_outbound.portal.worker import lower_priority
+
+        # forkserver: workers are forked from a small clean process, never from the server (its
+        # threads and open connections) and without re-importing the server's main module as
+        # spawn would; each lowers its priority first, then imports what it needs
+        _POOL = ProcessPoolExecutor(max_workers=limits.at_once, mp_context=multiprocessing.get_context("forkserver"),
+                                    initializer=lower_priority, max_tasks_per_child=50)
+    url = marketing.url.render_as_string(hide_password=False)
+    return _POOL.submit(_process_in_worker, url, county_code, user_name, file_name, data, limits)
+
+
+def load_result(marketing: Engine, upload_id: str, limit: int | None = None) -> UploadResult:
+    """An earlier upload's result; ``limit``: at most that many rejected rows (first by row number)."""
     with marketing.connect() as conn:
         u = conn.execute(sa.select(portal_upload).where(portal_upload.c.upload_id == upload_id)).one()
         rejects = [dict(r._mapping) for r in conn.execute(
             sa.select(portal_upload_reject.c.row_no, portal_upload_reject.c.contact_id,
                       portal_upload_reject.c.outcome, portal_upload_reject.c.reason)
-            .where(portal_upload_reject.c.upload_id == upload_id).order_by(portal_upload_reject.c.row_no))]
+            .where(portal_upload_reject.c.upload_id == upload_id).order_by(portal_upload_reject.c.row_no)
+            .limit(limit))]
     return UploadResult(upload_id=u.upload_id, county_code=u.county_code, status=u.status, error=u.error,
                         rows_total=u.rows_total, rows_accepted=u.rows_accepted, rows_rejected=u.rows_rejected,
                         rows_without_outcome=u.rows_without_outcome,

@@ -9,6 +9,8 @@ the portal does not know → 403, another county's list or upload → 403. Every
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import re
 import tempfile
@@ -48,6 +50,7 @@ REPORT_LABELS = {
 }
 MSISDN = re.compile(r"^1[3-9]\d{9}$")
 TRAJECTORY_DAYS = 400   # how far back a trajectory lookup reads the contact history
+SHOWN_REJECTS = 1000   # rejected rows listed in an answer (all are kept in portal_upload_reject)
 FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -157,7 +160,6 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
     app = FastAPI(title="县公司外呼门户", docs_url=None, redoc_url=None, openapi_url=None)
     env = _env()
     made = engine
-    parsing = anyio.CapacityLimiter(load_portal_config().uploads.at_once)   # uploads parsed at once
 
     @lru_cache(maxsize=1)
     def engine() -> Engine:   # the portal's tables exist once the first request has been served
@@ -300,24 +302,25 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
                 await anyio.to_thread.run_sync(audit, v.name, "upload_refused", county, "too large", None)
                 raise HTTPException(413, too_large) from None
             sink.seek(0)
+            data = sink.read()
+        try:   # parsed, checked and loaded in a worker process: the event loop only waits
+            result = await asyncio.wrap_future(uploads.submit(engine(), county, v.name, name, data, limits))
+        except uploads.UploadTooLarge:
+            raise HTTPException(413, too_large) from None
+        finally:
+            del data
 
-            def work() -> uploads.UploadResult:   # in a worker thread: the event loop stays free
-                result = uploads.process_upload(engine(), county, v.name, name, sink.read(), limits)
-                audit(v.name, "upload", county, result.upload_id, result.rows_accepted)
-                if on_upload is not None and result.rows_accepted and not result.duplicate_file:
-                    on_upload(county, result.rows_accepted)
-                return result
+        def answer():   # audit, asset event and a page of many rows: not on the event loop either
+            audit(v.name, "upload", county, result.upload_id, result.rows_accepted)
+            if on_upload is not None and result.rows_accepted and not result.duplicate_file:
+                on_upload(county, result.rows_accepted)
+            shown = dataclasses.replace(result, rejects=result.rejects[:SHOWN_REJECTS])
+            if "application/json" in request.headers.get("accept", ""):
+                return JSONResponse({**shown.summary(), "rejects": shown.rejects})
+            return page(request, "upload_result.html", viewer=v, result=shown, name=county_names()[county],
+                        names=county_names())
 
-            try:
-                result = await anyio.to_thread.run_sync(work, limiter=parsing)
-            except uploads.UploadTooLarge:
-                raise HTTPException(413, too_large) from None
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({**result.summary(), "rejects": result.rejects})
-        # a page of many rejected rows takes a while to render: not on the event loop either
-        return await anyio.to_thread.run_sync(lambda: page(
-            request, "upload_result.html", viewer=v, result=result, name=county_names()[county],
-            names=county_names()))
+        return await anyio.to_thread.run_sync(answer)
 
     @app.get("/upload/{upload_id}", response_class=HTMLResponse)
     def upload_result(request: Request, upload_id: str, v: Viewer = Depends(viewer)):
@@ -329,7 +332,7 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
         if county is None:
             raise HTTPException(404, "没有这次上传")
         require_county(v, county, f"upload {upload_id}")
-        result = uploads.load_result(eng, upload_id)
+        result = uploads.load_result(eng, upload_id, limit=SHOWN_REJECTS)
         return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county],
                     names=county_names())
 

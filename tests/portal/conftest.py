@@ -52,7 +52,7 @@ class Portal:
         return self._tokens[user]
 
     def request(self, path: str, user: str | None = None, *, data: bytes | None = None,
-                headers: dict | None = None, method: str | None = None) -> tuple[int, bytes, dict]:
+                headers: dict | None = None, method: str | None = None, timeout: float = 60) -> tuple[int, bytes, dict]:
         """A portal page (``/...``), or Airflow's own REST API (``/api/v2/...``)."""
         h = dict(headers or {})
         if user:
@@ -60,7 +60,7 @@ class Portal:
         prefix = "" if path.startswith("/api/v2/") else "/county-portal"
         req = urllib.request.Request(f"{self.base}{prefix}{path}", data=data, headers=h, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)
@@ -69,7 +69,7 @@ class Portal:
         boundary = "----qzportaltest"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
-        return self.request(f"/upload/{county}", user, data=body, method="POST",
+        return self.request(f"/upload/{county}", user, data=body, method="POST", timeout=600,
                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": accept})
 
 
