@@ -324,10 +324,7 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
 
     upload_id = f"U{now:%Y%m%d%H%M%S}-{county_code}-{digest[:12]}"
     name = safe_name(file_name)
-    folder = archive_dir(county_code)
-    folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / f"{upload_id}_{name}"
-    archive.write_bytes(data)
+    archive = archive_dir(county_code) / f"{upload_id}_{name}"
 
     result = UploadResult(upload_id=upload_id, county_code=county_code, status="loaded")
     try:
@@ -336,30 +333,45 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
         outcome_col = _column(sheet.header, OUTCOME_COLUMNS, True)
         time_col = _column(sheet.header, TIME_COLUMNS, False)
         note_col = _column(sheet.header, NOTE_COLUMNS, False)
+        columns = (id_col, outcome_col, time_col, note_col)
     except UploadRejected as exc:
         result.status, result.error = "rejected", str(exc)
-        sheet = None
+        sheet, columns = None, ()
 
     with marketing.begin() as conn:
         _serialise(conn, county_code)
-        accepted = _check_rows(conn, sheet, result, county_code, now, id_col, outcome_col, time_col, note_col) \
-            if sheet is not None else []
-        result.rows_accepted, result.rows_rejected = len(accepted), len(result.rejects)
-        conn.execute(portal_upload.insert().values(
-            upload_id=upload_id, county_code=county_code, sha256=digest, file_name=name,
-            archive_path=str(archive), uploaded_by=user_name, uploaded_at=now, status=result.status,
-            error=result.error, rows_total=result.rows_total, rows_accepted=result.rows_accepted,
-            rows_rejected=result.rows_rejected, rows_without_outcome=result.rows_without_outcome,
-            rows_already_loaded=result.rows_already_loaded))
-        if accepted:
-            conn.execute(mkt_call_outcome.insert(), accepted)
-        if result.rejects:
-            conn.execute(portal_upload_reject.insert(), [{"upload_id": upload_id, **r} for r in result.rejects])
-        if any(r["outcome"] == "refused_do_not_call" for r in accepted):
-            stmt = sa.text(db.render_sql("upload_match.sql", conn.dialect.name, step="opt_out")) \
-                .bindparams(sa.bindparam("now", type_=_TS))
-            result.opt_outs = conn.execute(stmt, {"upload_id": upload_id, "now": now}).rowcount
+        earlier = conn.scalar(sa.select(portal_upload.c.upload_id).where(   # the same file sent twice at once
+            portal_upload.c.county_code == county_code, portal_upload.c.sha256 == digest))
+        if earlier is None:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            archive.write_bytes(data)
+            _load(conn, sheet, result, user_name, name, digest, archive, now, columns)
+    if earlier is not None:
+        result = load_result(marketing, earlier)
+        result.duplicate_file = True
     return result
+
+
+def _load(conn, sheet: Sheet | None, result: UploadResult, user_name: str, name: str, digest: str,
+          archive: Path, now: dt.datetime, columns: tuple) -> None:
+    """Check the rows and record the upload, its accepted outcomes, rejects and opt-outs."""
+    county_code, upload_id = result.county_code, result.upload_id
+    accepted = _check_rows(conn, sheet, result, county_code, now, *columns) if sheet is not None else []
+    result.rows_accepted, result.rows_rejected = len(accepted), len(result.rejects)
+    conn.execute(portal_upload.insert().values(
+        upload_id=upload_id, county_code=county_code, sha256=digest, file_name=name,
+        archive_path=str(archive), uploaded_by=user_name, uploaded_at=now, status=result.status,
+        error=result.error, rows_total=result.rows_total, rows_accepted=result.rows_accepted,
+        rows_rejected=result.rows_rejected, rows_without_outcome=result.rows_without_outcome,
+        rows_already_loaded=result.rows_already_loaded))
+    if accepted:
+        conn.execute(mkt_call_outcome.insert(), accepted)
+    if result.rejects:
+        conn.execute(portal_upload_reject.insert(), [{"upload_id": upload_id, **r} for r in result.rejects])
+    if any(r["outcome"] == "refused_do_not_call" for r in accepted):
+        stmt = sa.text(db.render_sql("upload_match.sql", conn.dialect.name, step="opt_out")) \
+            .bindparams(sa.bindparam("now", type_=_TS))
+        result.opt_outs = conn.execute(stmt, {"upload_id": upload_id, "now": now}).rowcount
 
 
 def _serialise(conn, county_code: str) -> None:

@@ -376,3 +376,27 @@ def test_two_uploads_at_once_both_load_and_nothing_twice(cycle):
         t.join()
     assert not errors and sorted(r.rows_accepted for r in results) == [0, 8], [(r.rows_total, r.rows_rejected, r.rows_already_loaded, r.rejects[:1]) for r in results]
     assert sorted(r.rows_already_loaded for r in results) == [0, 8]
+
+
+def test_the_same_file_sent_twice_at_once_is_loaded_once(cycle):
+    import threading
+
+    engine, county, mine, _, _ = cycle
+    data = _csv([(cid, "callback", "2026-11-23 17:00", "") for cid, _ in mine[43:47]])
+    results, errors = [], []
+
+    def send():
+        try:
+            results.append(uploads.process_upload(engine, county, "u", "双击.csv", data))
+        except Exception as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sorted(r.duplicate_file for r in results) == [False, True]
+    assert {r.rows_accepted for r in results} == {4} and results[0].upload_id == results[1].upload_id
+    assert len(list(uploads.archive_dir(county).glob("*双击.csv"))) == 1
