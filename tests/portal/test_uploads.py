@@ -400,3 +400,15 @@ def test_the_same_file_sent_twice_at_once_is_loaded_once(cycle):
     assert sorted(r.duplicate_file for r in results) == [False, True]
     assert {r.rows_accepted for r in results} == {4} and results[0].upload_id == results[1].upload_id
     assert len(list(uploads.archive_dir(county).glob("*双击.csv"))) == 1
+
+
+def test_the_upload_limits_are_config_and_a_mistake_names_file_line_and_field(tmp_path):
+    from qz_outbound.portal.access import load_portal_config
+
+    assert load_portal_config().uploads.max_bytes == 20 * 2**20          # config/portal.yaml as shipped
+    bad = tmp_path / "portal.yaml"
+    bad.write_text("hq_users: [hq]\nuploads:\n  max_mb: 20\n  max_row: 5000\n", encoding="utf-8")
+    with pytest.raises(Exception) as caught:
+        load_portal_config(bad)
+    message = str(caught.value)
+    assert "portal.yaml" in message and "4" in message and "max_row" in message
