@@ -411,4 +411,4 @@ def test_the_upload_limits_are_config_and_a_mistake_names_file_line_and_field(tm
     with pytest.raises(Exception) as caught:
         load_portal_config(bad)
     message = str(caught.value)
-    assert "portal.yaml" in message and "4" in message and "max_row" in message
+    assert "portal.yaml:4: uploads.max_row" in message
