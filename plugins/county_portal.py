@@ -58,14 +58,26 @@ class _PortalApp:
 
     def __init__(self):
         self._app = None
+        self._lock = None
+
+    @staticmethod
+    def _build():
+        from airflow.api_fastapi.core_api.security import get_user
+
+        from qz_outbound.portal.web import create_app
+
+        return create_app(get_user, _engine, on_upload=_outcomes_uploaded)
 
     async def __call__(self, scope, receive, send):
         if self._app is None:
-            from airflow.api_fastapi.core_api.security import get_user
+            import anyio
 
-            from qz_outbound.portal.web import create_app
-
-            self._app = create_app(get_user, _engine, on_upload=_outcomes_uploaded)
+            # importing the portal's stack takes seconds: in a thread, so the API server's other
+            # requests (UI, REST, the workers' execution API) are answered meanwhile
+            self._lock = self._lock or anyio.Lock()
+            async with self._lock:
+                if self._app is None:
+                    self._app = await anyio.to_thread.run_sync(self._build)
         await self._app(scope, receive, send)
 
 

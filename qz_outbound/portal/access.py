@@ -11,11 +11,27 @@ from qz_outbound import config
 from qz_outbound.counties import county_names
 
 
+class UploadLimits(config.StrictModel):
+    """Hard limits on one outcome upload: a file beyond any of them is refused as a whole, with the
+    limit named, before it costs the API server more than a bounded amount of work."""
+
+    max_mb: int = Field(20, ge=1, le=200)                 # the file's bytes, counted as they stream in
+    max_rows: int = Field(100_000, ge=10, le=1_000_000)   # rows under the header (blank ones too)
+    max_columns: int = Field(64, ge=4, le=1024)
+    max_unpacked_mb: int = Field(100, ge=1, le=1024)      # an XLSX's declared uncompressed size
+    at_once: int = Field(2, ge=1, le=16)                  # uploads parsed at the same time per API server
+
+    @property
+    def max_bytes(self) -> int:
+        return self.max_mb * 2**20
+
+
 class PortalConfig(config.StrictModel):
     hq_users: list[str] = Field(default_factory=list)
     hq_roles: list[str] = Field(default_factory=list)
     counties: dict[str, str] = Field(default_factory=dict)   # user name -> county code
     keep_cycles: int = Field(30, ge=1, le=400)
+    uploads: UploadLimits = Field(default_factory=UploadLimits)
 
     @field_validator("counties")
     @classmethod

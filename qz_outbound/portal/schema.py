@@ -17,6 +17,9 @@ mkt_call_outcome = sa.Table(
     sa.Column("contact_id", sa.String(32), primary_key=True),
     sa.Column("outcome", sa.String(24), primary_key=True),
     sa.Column("called_at", _TS, primary_key=True),       # when the call was made (the upload time if not given)
+    # False when the file gave no time: the row is then identified by contact and outcome alone,
+    # so the same list uploaded again as it is worked adds only what is new (docs/portal.md)
+    sa.Column("called_at_given", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("cycle_date", sa.Date, nullable=False),
     sa.Column("county_code", sa.String(6), nullable=False),
     sa.Column("msisdn", sa.String(11), nullable=False),
@@ -43,6 +46,8 @@ portal_upload = sa.Table(
     sa.Column("rows_accepted", sa.Integer, nullable=False),
     sa.Column("rows_rejected", sa.Integer, nullable=False),
     sa.Column("rows_without_outcome", sa.Integer, nullable=False),   # rows not called yet (no outcome)
+    # rows whose outcome an earlier upload already loaded (the list uploaded again as it is worked)
+    sa.Column("rows_already_loaded", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("county_code", "sha256", name="ux_portal_upload_file"),
 )
 

@@ -9,17 +9,21 @@ the portal does not know → 403, another county's list or upload → 403. Every
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import dataclasses
 import datetime as dt
 import re
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import jinja2
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy.engine import Engine
 
@@ -51,6 +55,7 @@ REPORT_LABELS = {
 }
 MSISDN = re.compile(r"^1[3-9]\d{9}$")
 TRAJECTORY_DAYS = 400   # how far back a trajectory lookup reads the contact history
+SHOWN_REJECTS = 1000   # rejected rows listed in an answer (all are kept in portal_upload_reject)
 FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -79,6 +84,78 @@ def _csv_rows(path: Path) -> int:
     """Rows of a call list (its CSV without the header)."""
     with path.open(encoding="utf-8-sig", newline="") as f:   # a quoted cell may hold a line break
         return max(0, sum(1 for _ in csv.reader(f)) - 1)
+
+
+FORM_OVERHEAD = 64 * 1024   # a form's boundaries and part headers around the file
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def receive_file(request: Request, max_bytes: int, sink) -> str:
+    """Stream a ``multipart/form-data`` body's part ``file`` into ``sink``; returns its file name.
+
+    The body is counted as it arrives, never held whole: a declared length over the limit is
+    refused before a byte is read, a body that turns out longer (chunked, or lying) as soon as it
+    passes the limit (:class:`_BodyTooLarge`)."""
+    from python_multipart import MultipartParser
+    from python_multipart.multipart import parse_options_header
+
+    kind, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise HTTPException(400, "请通过表单上传文件（multipart/form-data，字段名 file）")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD:
+        raise _BodyTooLarge()
+    part = {"field": b"", "value": b"", "headers": {}, "size": 0}
+    found: dict[str, str] = {}
+
+    def on_part_begin():
+        part.update(field=b"", value=b"", headers={}, is_file=False)
+
+    def on_header_field(data, start, end):
+        part["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        part["value"] += data[start:end]
+
+    def on_header_end():
+        part["headers"][part["field"].lower()] = part["value"]
+        part.update(field=b"", value=b"")
+
+    def on_headers_finished():
+        _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        if disposition.get(b"name") == b"file" and "name" not in found:
+            part["is_file"] = True
+            found["name"] = disposition.get(b"filename", b"upload").decode("utf-8", "replace")
+
+    def on_part_data(data, start, end):
+        if part.get("is_file"):
+            part["size"] += end - start
+            if part["size"] > max_bytes:
+                raise _BodyTooLarge()
+            sink.write(data[start:end])
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data})
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes + FORM_OVERHEAD:
+                raise _BodyTooLarge()
+            parser.write(chunk)
+        parser.finalize()
+    except _BodyTooLarge:
+        raise
+    except Exception:
+        raise HTTPException(400, "上传的表单无法解析") from None
+    if "name" not in found:
+        raise HTTPException(400, "表单中没有文件（字段名 file）")
+    return found["name"]
 
 
 def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
@@ -222,18 +299,37 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
         return FileResponse(path, media_type=FORMATS[fmt], filename=path.name)
 
     @app.post("/upload/{county}")
-    async def upload(request: Request, county: str, file: UploadFile = File(...), v: Viewer = Depends(viewer)):
+    async def upload(request: Request, county: str, v: Viewer = Depends(viewer)):
         county = _county(county)
         require_county(v, county, "outcome upload")
-        data = await file.read()
-        result = uploads.process_upload(engine(), county, v.name, file.filename or "upload", data)
-        audit(v.name, "upload", county, result.upload_id, result.rows_accepted)
-        if on_upload is not None and result.rows_accepted and not result.duplicate_file:
-            on_upload(county, result.rows_accepted)
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({**result.summary(), "rejects": result.rejects})
-        return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county],
-                    names=county_names())
+        limits = load_portal_config().uploads
+        too_large = f"文件过大（上限 {limits.max_mb} MB），未保存，请拆分后上传"
+        with tempfile.SpooledTemporaryFile(max_size=2**20) as sink:
+            try:
+                name = await receive_file(request, limits.max_bytes, sink)
+            except _BodyTooLarge:
+                await anyio.to_thread.run_sync(audit, v.name, "upload_refused", county, "too large", None)
+                raise HTTPException(413, too_large) from None
+            sink.seek(0)
+            data = sink.read()
+        try:   # parsed, checked and loaded in a worker process: the event loop only waits
+            result = await asyncio.wrap_future(uploads.submit(engine(), county, v.name, name, data, limits))
+        except uploads.UploadTooLarge:
+            raise HTTPException(413, too_large) from None
+        finally:
+            del data
+
+        def answer():   # audit, asset event and a page of many rows: not on the event loop either
+            audit(v.name, "upload", county, result.upload_id, result.rows_accepted)
+            if on_upload is not None and result.rows_accepted and not result.duplicate_file:
+                on_upload(county, result.rows_accepted)
+            shown = dataclasses.replace(result, rejects=result.rejects[:SHOWN_REJECTS])
+            if "application/json" in request.headers.get("accept", ""):
+                return JSONResponse({**shown.summary(), "rejects": shown.rejects})
+            return page(request, "upload_result.html", viewer=v, result=shown, name=county_names()[county],
+                        names=county_names())
+
+        return await anyio.to_thread.run_sync(answer)
 
     @app.get("/upload/{upload_id}", response_class=HTMLResponse)
     def upload_result(request: Request, upload_id: str, v: Viewer = Depends(viewer)):
@@ -245,7 +341,7 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
         if county is None:
             raise HTTPException(404, "没有这次上传")
         require_county(v, county, f"upload {upload_id}")
-        result = uploads.load_result(eng, upload_id)
+        result = uploads.load_result(eng, upload_id, limit=SHOWN_REJECTS)
         return page(request, "upload_result.html", viewer=v, result=result, name=county_names()[county],
                     names=county_names())
 

@@ -124,6 +124,8 @@ def test_several_days_outcomes_attribution_uplift_and_the_next_cycle(airflow_db,
             f"{do_not_call.contact_id},refused_do_not_call,2026-11-16 15:10\n"
             f"{accepted_call.contact_id},accepted,2026-11-16 15:20\n"
             "C99999999999999,accepted,2026-11-16 15:30\n").encode("utf-8-sig")
+    # uploaded that evening (a call time after the upload is refused as being in the future)
+    monkeypatch.setenv("QZ_FAKE_NOW", f"{D1.isoformat()}T20:00:00+08:00")
     first = uploads.process_upload(marketing, county, f"county_{county}", "outcomes.csv", body)
     again = uploads.process_upload(marketing, county, f"county_{county}", "outcomes.csv", body)
     assert again.duplicate_file and again.upload_id == first.upload_id

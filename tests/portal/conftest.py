@@ -36,8 +36,9 @@ def _free_port() -> int:
 
 
 class Portal:
-    def __init__(self, base: str, out: Path, marketing_url: str):
+    def __init__(self, base: str, out: Path, marketing_url: str, pid: int):
         self.base, self.out, self.marketing_url = base, out, marketing_url
+        self.pid = pid                    # the api-server process (memory is measured there)
         self.passwords = dict(PASSWORDS)
         self._tokens: dict[str, str] = {}
 
@@ -51,7 +52,7 @@ class Portal:
         return self._tokens[user]
 
     def request(self, path: str, user: str | None = None, *, data: bytes | None = None,
-                headers: dict | None = None, method: str | None = None) -> tuple[int, bytes, dict]:
+                headers: dict | None = None, method: str | None = None, timeout: float = 60) -> tuple[int, bytes, dict]:
         """A portal page (``/...``), or Airflow's own REST API (``/api/v2/...``)."""
         h = dict(headers or {})
         if user:
@@ -59,7 +60,7 @@ class Portal:
         prefix = "" if path.startswith("/api/v2/") else "/county-portal"
         req = urllib.request.Request(f"{self.base}{prefix}{path}", data=data, headers=h, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read(), dict(exc.headers)
@@ -68,7 +69,7 @@ class Portal:
         boundary = "----qzportaltest"
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
                 f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
-        return self.request(f"/upload/{county}", user, data=body, method="POST",
+        return self.request(f"/upload/{county}", user, data=body, method="POST", timeout=600,
                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Accept": accept})
 
 
@@ -136,7 +137,9 @@ def portal(tmp_path_factory):
         proc.terminate()
     if proc.poll() is not None:
         pytest.fail("airflow api-server did not start:\n" + (base / "api-server.log").read_text()[-4000:])
-    yield Portal(url, out, marketing)
+    yield Portal(url, out, marketing, proc.pid)
+    if os.environ.get("QZ_PORTAL_LOG"):   # keep the api-server's log where a failing run can read it
+        Path(os.environ["QZ_PORTAL_LOG"]).write_text((base / "api-server.log").read_text(errors="replace"))
     proc.terminate()
     try:
         proc.wait(timeout=30)

@@ -128,3 +128,18 @@ def test_an_upload_that_loads_outcomes_triggers_outcomes_loop_through_its_asset(
     portal.upload(NA, "county_350583", "asset.csv", csv)
     assert len(events()) == before + 1
     assert [d["dag_id"] for d in assets[0]["scheduled_dags"]] == ["outcomes_loop"]   # what the event triggers
+
+
+def test_on_the_embedded_default_a_county_user_is_an_airflow_viewer_and_reads_counts_only(portal):
+    """What docs/security.md says of SimpleAuthManager: a county user can read Airflow's DAG runs
+    and asset events (it is a viewer, there is no lesser role), and they carry no customer."""
+    status, body, _ = portal.request("/api/v2/assets/events?limit=100", "county_350583")
+    assert status == 200
+    engine = db.make_engine(portal.marketing_url)
+    with engine.connect() as conn:
+        numbers = set(conn.execute(sa.text("select msisdn from mkt_contact")).scalars())
+    text = body.decode()
+    assert not any(n in text for n in numbers)
+    for event in json.loads(body)["asset_events"]:
+        assert set(event["extra"] or {}) <= {"county", "rows", "from_rest_api"}, event["extra"]
+    assert portal.request("/api/v2/dags", "county_350583")[0] == 200
