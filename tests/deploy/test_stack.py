@@ -15,8 +15,9 @@ SMSC, under a project name of its own (`qzdeploy`) with a generated .env. Then:
   bridge, kernel timestamps) and by the SMSC;
 * `docker compose down` and `up` again: the marketing data is still there (volumes).
 
-Everything is torn down at the end (`down -v`), whatever happened. About 15-25 minutes on a
-loaded 2-core machine with the images cached; the first build adds about 5 minutes.
+Everything is torn down at the end (`down -v`), whatever happened. About 15 minutes on a loaded
+2-core machine with the images cached (875 s measured); the first build adds about 8 minutes.
+Figures: docs/deployment-test.md.
 """
 
 from __future__ import annotations
