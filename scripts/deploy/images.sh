@@ -112,7 +112,7 @@ build_all() {
     docker commit -c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       -c 'ENV PGDATA=/var/lib/postgresql/data' -c 'EXPOSE 5432' \
       -c 'ENTRYPOINT ["/usr/bin/tini", "--", "/bin/bash", "/qz-setup/postgres-entrypoint.sh"]' -c 'CMD ["postgres"]' \
-      "$cid" "$pg-run" >/dev/null
+      "$cid" "$pg-run" >/dev/null || { docker rm "$cid" >/dev/null; exit 1; }
     docker rm "$cid" >/dev/null
   fi
   rd=$(rootfs_image redis "redis-server,redis-tools")
@@ -138,7 +138,7 @@ build_all() {
   local tag
   tag=${QZ_IMAGE_TAG:-local}
   log "building qz-outbound:$tag on $af"
-  docker build -q --build-arg "AIRFLOW_IMAGE=$af" -t "qz-outbound:$tag" "$root" >&2
+  docker build -q --force-rm --build-arg "AIRFLOW_IMAGE=$af" -t "qz-outbound:$tag" "$root" >&2
   echo "QZ_IMAGE_TAG=$tag"
   echo "QZ_AIRFLOW_IMAGE=$af"
   echo "QZ_POSTGRES_IMAGE=$pg-run"
