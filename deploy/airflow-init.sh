@@ -5,7 +5,8 @@
 #   3. roles and users of the FAB auth manager (docs/security.md): role `hq` for HQ marketing
 #      (Airflow's User permissions: trigger, clear, pause), one role `county_<code>` per county
 #      office (sign in and the county portal only); user `hq`, and a user per county when its
-#      password is given (file QZ_COUNTY_PASSWORDS_FILE: lines `county_<code>=<password>`)
+#      password is given (file QZ_COUNTY_PASSWORDS_FILE: lines `county_<code>=<password>`). The
+#      county role is the one place a county is granted: the portal reads it (portal/access.py)
 #   4. the connections the cycle needs resolve (they come from the environment: AIRFLOW_CONN_*)
 set -euo pipefail
 : "${HQ_PASSWORD:?HQ_PASSWORD must be set (.env)}"
@@ -13,11 +14,10 @@ set -euo pipefail
 
 airflow db migrate
 airflow fab-db migrate
-airflow pools import /opt/qz/config/pools.json
+airflow pools import "${QZ_HOME:-/opt/qz}/config/pools.json"   # QZ_HOME: a checkout (tests/portal/test_portal_fab.py)
 
 counties=$(python -c 'from qz_outbound import counties; print(" ".join(counties.county_names()))')
 
-ensure_role() { airflow roles list -o plain | awk '{print $1}' | grep -qx "$1" || airflow roles create "$1"; }
 ensure_user() {  # ensure_user NAME ROLE PASSWORD
   if airflow users list -o plain | awk '{print $2}' | grep -qx "$1"; then
     airflow users reset-password --username "$1" --password "$3" >/dev/null   # rotation: .env is the truth
@@ -27,15 +27,14 @@ ensure_user() {  # ensure_user NAME ROLE PASSWORD
   fi
 }
 
-ensure_role hq
+county_roles=$(for code in $counties; do printf 'county_%s ' "$code"; done)
+# one call each (every airflow command is seconds of start-up): creating a role that exists is a no-op
+airflow roles create hq $county_roles
 # HQ: what Airflow's built-in User role may do on DAGs (see, trigger, clear, pause)
 airflow roles add-perms hq -r DAGs "DAG Runs" "Task Instances" -a can_read can_edit can_create
 airflow roles add-perms hq -r Website "My Profile" "My Password" Pools -a can_read
-for code in $counties; do
-  ensure_role "county_$code"
-  # a county office signs in and uses the portal; it does not read DAGs, task logs or XComs
-  airflow roles add-perms "county_$code" -r Website "My Profile" "My Password" -a can_read
-done
+# a county office signs in and uses the portal; it does not read DAGs, task logs or XComs
+airflow roles add-perms $county_roles -r Website "My Profile" "My Password" -a can_read
 
 ensure_user admin Admin "$ADMIN_PASSWORD"
 ensure_user hq hq "$HQ_PASSWORD"

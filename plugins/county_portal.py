@@ -1,7 +1,7 @@
 """The county portal (县公司外呼门户) in Airflow's UI: a FastAPI app mounted in the API server.
 
 Identities are Airflow's: the app depends on Airflow's own user dependency (the UI's session
-cookie or a Bearer JWT), and ``config/portal.yaml`` maps user names to counties. The pages and
+cookie or a Bearer JWT), and the user's role ``county_<code>`` is its county (portal/access.py). The pages and
 every check live in :mod:`qz_outbound.portal.web`; this file only wires them in. Nothing here
 touches a database at import time: the engine is made on the first request.
 """

@@ -18,6 +18,6 @@ export AIRFLOW_CONN_MARKETING_DB=${AIRFLOW_CONN_MARKETING_DB:-"{\"conn_type\": \
 mkdir -p "$AIRFLOW_HOME" "$QZ_OUTPUT_DIR" "$QZ_DEMO_DIR"
 unset _root
 # The county portal's users on the embedded default (SimpleAuthManager): HQ and one user per county;
-# config/portal.yaml maps each name to its county. Airflow writes their generated passwords to
+# a county user's name is its county role (qz_outbound/portal/access.py). Airflow writes their generated passwords to
 # $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated (production: FAB, see docs/portal.md).
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-"hq:admin,county_350502:viewer,county_350503:viewer,county_350504:viewer,county_350505:viewer,county_350581:viewer,county_350582:viewer,county_350583:viewer,county_350521:viewer,county_350524:viewer,county_350525:viewer,county_350526:viewer"}

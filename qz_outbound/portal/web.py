@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from qz_outbound import TEMPLATE_DIR, call_lists, clock, reports, schema
 from qz_outbound.counties import county_names
 from qz_outbound.portal import uploads
-from qz_outbound.portal.access import NotAllowed, Viewer, load_portal_config, viewer_for
+from qz_outbound.portal.access import NotAllowed, Viewer, load_portal_config, viewer_for_user
 from qz_outbound.portal.schema import mkt_call_outcome, portal_audit, portal_upload
 from qz_outbound.sms.outbox import DELIVERED, IN_DOUBT, SUBMITTED, UNDELIVERED, outbox_counts_by_county
 
@@ -178,12 +178,11 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
                                                       county_code=county, object=obj, rows=rows))
 
     def viewer(user=Depends(get_user)) -> Viewer:
-        name = user.get_name() if hasattr(user, "get_name") else str(user)
-        try:
-            return viewer_for(name, getattr(user, "role", None), load_portal_config())
-        except NotAllowed:
-            audit(name, "denied", None, "portal", None)
-            raise HTTPException(403, "您的账号没有开通外呼门户（请联系市公司配置 config/portal.yaml）") from None
+        try:   # the county comes from the user's roles (access.py): county_<code>, hq
+            return viewer_for_user(user, load_portal_config())
+        except NotAllowed as exc:
+            audit(user.get_name() if hasattr(user, "get_name") else str(user), "denied", None, "portal", None)
+            raise HTTPException(403, exc.reason) from None
 
     def require_county(v: Viewer, county: str, what: str) -> None:
         if not v.may_see(county):

@@ -39,7 +39,7 @@ from qz_outbound.schema import mkt_opt_out
 from qz_outbound.sms import inbound as inbound_mod
 from qz_outbound.sms import runs
 from qz_outbound.sms import window as window_mod
-from qz_outbound.sms.limiter import RateLimiter
+from qz_outbound.sms.limiter import RateLimiter, RedisRateLimiter, open_limiter
 from qz_outbound.sms.link import LinkDown, SmppLink, encode_submit_sm
 from qz_outbound.sms.outbox import (
     ACCEPTED, IN_DOUBT, PENDING, QUEUED, REJECTED, SENDING, SKIPPED, derive_state, mask, message_id_keys,
@@ -117,7 +117,7 @@ class _Dirty:
 
 class _Sender:
     def __init__(self, engine: Engine, county_code: str, cycle_date: dt.date, settings: SmscSettings,
-                 cfg: SmsConfig, limiter: RateLimiter, run: runs.Run, result: SendResult,
+                 cfg: SmsConfig, limiter: RateLimiter | RedisRateLimiter, run: runs.Run, result: SendResult,
                  max_messages: int | None, on_burst: Callable[[int], None] | None):
         self.engine = engine
         self.county_code = county_code
@@ -579,11 +579,16 @@ def send_batch(
         log.info("county %s: outside the sending window, %d messages wait", county_code, result.remaining)
         return result
     state_dir = smsc_settings.state_path()
-    run = runs.start_run(engine, county_code, cycle_date, state_dir,
-                         lease_seconds=max(300.0, smsc_settings.response_timeout * 4))
+    # the account's shared limiter first: without it (Redis lost) nothing is claimed or sent
+    limiter = open_limiter(state_dir, smsc_settings.limiter_key, smsc_settings.rate,
+                           smsc_settings.rate_margin, smsc_settings.burst_seconds)
+    try:
+        run = runs.start_run(engine, county_code, cycle_date, state_dir,
+                             lease_seconds=max(300.0, smsc_settings.response_timeout * 4))
+    except BaseException:
+        limiter.close()
+        raise
     result.settled_dead_runs = run.settled_dead_runs
-    limiter = RateLimiter.for_account(state_dir, smsc_settings.limiter_key, smsc_settings.rate,
-                                      smsc_settings.rate_margin, smsc_settings.burst_seconds)
     sender = _Sender(engine, county_code, cycle_date, smsc_settings, cfg, limiter, run, result,
                      max_messages, on_burst)
     outcome = "failed"

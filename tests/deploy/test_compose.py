@@ -102,7 +102,7 @@ def test_init_job_migrates_creates_users_roles_pools_and_checks_connections(conf
     init = config["services"]["airflow-init"]
     assert init["entrypoint"] == ["/bin/bash", "/opt/qz/deploy/airflow-init.sh"]
     script = (ROOT / "deploy/airflow-init.sh").read_text()
-    for step in ("airflow db migrate", "airflow fab-db migrate", "airflow pools import /opt/qz/config/pools.json",
+    for step in ("airflow db migrate", "airflow fab-db migrate", "airflow pools import \"${QZ_HOME:-/opt/qz}/config/pools.json\"",
                  "airflow roles create", "airflow users create", "get_connection_from_secrets"):
         assert step in script, step
     assert {"ADMIN_PASSWORD", "HQ_PASSWORD"} <= set(init["environment"])
