@@ -83,6 +83,7 @@ def engines(request, tmp_path_factory, pg_database_factory):
     else:
         dm = db.make_engine(pg_database_factory("qz_arb_dm"))
         mk = db.make_engine(pg_database_factory("qz_arb_mk"))
+    schema.ensure_schema(mk)
     yield dm, mk
     dm.dispose()
     mk.dispose()

@@ -139,7 +139,6 @@ def archive_dir(county_code: str) -> Path:
 
 def process_upload(marketing: Engine, county_code: str, user_name: str, file_name: str, data: bytes) -> UploadResult:
     """Check, load and archive one county's outcome file; see the module doc."""
-    schema.ensure_schema(marketing)
     digest = hashlib.sha256(data).hexdigest()
     now = clock.now()
     with marketing.connect() as conn:

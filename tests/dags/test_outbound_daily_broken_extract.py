@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from qz_outbound import db
 from qz_outbound.datamart.generate import generate
 
+from dag_support import migrate_marketing_db
+
 ROOT = Path(__file__).resolve().parents[2]
 CYCLE = dt.date(2026, 11, 23)
 
@@ -33,6 +35,7 @@ def _run(base, monkeypatch, smsc=None):
     monkeypatch.setenv("AIRFLOW_CONN_DATAMART", json.dumps({"conn_type": "sqlite", "host": str(base / "datamart.db")}))
     monkeypatch.setenv("AIRFLOW_CONN_MARKETING_DB",
                        json.dumps({"conn_type": "sqlite", "host": str(base / "marketing.db")}))
+    migrate_marketing_db(base / "marketing.db")   # what the init job / bin/demo do before any run
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(base / "output"))
     monkeypatch.setenv("QZ_SMS_STATE_DIR", str(base / "sms-state"))
     monkeypatch.setenv("QZ_FAKE_NOW", f"{CYCLE.isoformat()}T09:00:00+08:00")   # inside the sending window
