@@ -5,7 +5,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 
 | stage | what it does | where |
 | --- | --- | --- |
-| check_config | validates every file HQ edits (segment rules, campaign library, contact policy, channels); a mistake stops the cycle with file, line and field | `config/` |
+| check_config | validates every file HQ edits and the connections `datamart`, `marketing_db`, `smsc` (fields, bounds, databases reachable, `marketing_db` at the head revision); a mistake stops the cycle with file and line, or connection and field | `config/`, `qz_outbound/preflight.py` |
 | segment_customers | segments every customer in the data mart into `mkt_segment_snapshot` | `include/sql/segment_customers.sql` |
 | distribution_report | HQ's distribution of types × tiers / market / county, bundling rate, change from the previous cycle | `var/output/reports/<date>/` |
 | stage_extracts | copies DND, recent complaints, holdings and bundle end dates from the data mart | `include/sql/stage_*.sql` |
@@ -55,14 +55,19 @@ CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
 def outbound_daily():
     @task(retries=0, execution_timeout=dt.timedelta(minutes=5))
     def check_config() -> dict:
-        """Validate every config file HQ edits before anything else runs (no retry: a typo stays a typo)."""
-        from qz_outbound import campaigns, counties, segmentation, targeting
+        """Validate every config file HQ edits and the three connections (fields, bounds, both
+        databases reachable, marketing_db at the head revision) before anything else runs; a failure
+        stops the cycle here, nothing is published or sent (no retry: a typo stays a typo)."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from qz_db_hook import preflight_connections
 
-        segmentation.load_config()
-        library = campaigns.load_library()
-        targeting.load_policy()
-        targeting.load_channels()
-        return {"counties": len(counties.county_names()), "campaigns": len(library)}
+        from qz_outbound import campaigns, counties, preflight
+
+        try:
+            checked = preflight.check_all(preflight_connections())
+        except preflight.PreflightError as exc:
+            raise AirflowFailException(str(exc)) from None
+        return {"counties": len(counties.county_names()), "campaigns": len(campaigns.load_library()), **checked}
 
     @task(outlets=[SEGMENT_SNAPSHOT], pool="marketing_db", execution_timeout=dt.timedelta(minutes=45))
     def segment_customers(_config: dict, logical_date=None) -> dict:
