@@ -15,6 +15,7 @@ what is missing: tables, indexes, fillfactor) and the later revisions. No row is
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,21 +45,23 @@ def include_name(name, type_, parent_names) -> bool:
     return True
 
 
-def alembic_config(connection: Connection | None = None):
+def alembic_config(connection: Connection | None = None, extra_versions: list[Path] = ()):
+    """The Alembic config; ``extra_versions``: more revision folders (a test's revision)."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
-    cfg.set_main_option("version_locations", str(HERE / "versions"))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in [HERE / "versions", *extra_versions]))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
-def head() -> str:
+def head(extra_versions: list[Path] = ()) -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return ScriptDirectory.from_config(alembic_config(extra_versions=extra_versions)).get_current_head()
 
 
 def current(engine: Engine) -> str | None:
@@ -87,7 +90,7 @@ def _baseline_metadata() -> sa.MetaData:
 _BASELINE_ADDS = {"add_table", "add_index"}
 
 
-def upgrade(engine: Engine, revision: str = "head") -> str:
+def upgrade(engine: Engine, revision: str = "head", extra_versions: list[Path] = ()) -> str:
     """Migrate ``engine``'s database to ``revision`` (head); returns the revision it is at."""
     from alembic import command
 
@@ -104,7 +107,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
                         "baseline in ways it cannot reconcile without losing data:\n  "
                         + "\n  ".join(_describe(d) for d in blocking)
                         + "\nSee docs/migrations.md (an older database).")
-            command.upgrade(alembic_config(conn), revision)
+            command.upgrade(alembic_config(conn, extra_versions), revision)
             conn.commit()
         finally:
             if conn.dialect.name == "postgresql":
@@ -122,15 +125,16 @@ def stamp(engine: Engine, revision: str) -> None:
         conn.commit()
 
 
-def check(engine: Engine) -> list[str]:
+def check(engine: Engine, metadata: sa.MetaData | None = None, extra_versions: list[Path] = ()) -> list[str]:
     """What differs between the database and the models (empty: it matches and is at head)."""
+    metadata = metadata if metadata is not None else target_metadata()
     problems = []
-    at, want = current(engine), head()
+    at, want = current(engine), head(extra_versions)
     if at != want:
         problems.append(f"at revision {at or '(none: not under migrations)'}, head is {want}")
     with engine.connect() as conn:
-        problems += [_describe(d) for d in _differences(conn, target_metadata())]
-        problems += _dialect_differences(conn, target_metadata())
+        problems += [_describe(d) for d in _differences(conn, metadata)]
+        problems += _dialect_differences(conn, metadata)
     return problems
 
 

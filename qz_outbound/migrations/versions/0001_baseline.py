@@ -477,6 +477,11 @@ FILLFACTOR = {"mkt_contact": 70, "sms_part": 70}
 def upgrade() -> None:
     bind = op.get_bind()
     metadata.create_all(bind, checkfirst=True)
+    # create_all makes a table's indexes only with the table: an index added to an existing table
+    # (ux_mkt_contact_agent on mkt_contact) is created on its own
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(bind, checkfirst=True)
     if bind.dialect.name == "postgresql":
         for table, fillfactor in FILLFACTOR.items():
             op.execute(f"alter table {table} set (fillfactor = {fillfactor})")
