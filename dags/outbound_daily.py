@@ -14,6 +14,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | validate_target_list | Great Expectations audit of the list; a failure stops every county (nothing is published) | `target_validation.html` |
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
 | call_list (one per county) | the county's call list (外呼清单) in calling order, call scripts rendered, CSV (UTF-8 with BOM) and XLSX | `var/output/call_lists/<date>/<county>/` |
+| data_retention | deletes call lists beyond `keep_cycles`, portal uploads after `upload_keep_days`, processed `sms_inbound` rows after `inbound_keep_days` | `qz_outbound/retention.py` |
 | send_sms (one per county) | submits the county's SMS over SMPP (connection `smsc`) within 08:00–20:00 and the contracted rate; before 08:00 it is rescheduled to the opening (no worker slot held); what the day's window cannot take waits for the next cycle's send | `qz_outbound/sending.py`, `docs/sms-delivery.md` |
 
 Every task is idempotent per logical date: a re-run replaces that cycle's rows.
@@ -163,6 +164,16 @@ def outbound_daily():
         return call_lists.write_call_lists(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
                                            county_code, campaigns.load_library())
 
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
+    def data_retention(_config: dict) -> dict:
+        """Delete call lists beyond keep_cycles, old portal uploads and processed sms_inbound rows
+        (docs/security.md "Data at rest"); counts only."""
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import retention
+
+        return retention.apply(engine_for(MARKETING_DB))
+
     # One poke may send for the whole window (08:00-20:00); an SMSC outage is retried with backoff.
     @task.sensor(mode="reschedule", poke_interval=60, timeout=dt.timedelta(hours=20).total_seconds(),
                  map_index_template="{{ county_label }}", pool="smsc", retries=3,
@@ -190,6 +201,7 @@ def outbound_daily():
         return PokeReturnValue(is_done=True, xcom_value=step.counts)
 
     config = check_config()
+    data_retention(config)
     segmented = segment_customers(config)
     distribution_report(segmented)
     targets = build_target_list(segmented, stage_extracts(config))

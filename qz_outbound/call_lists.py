@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import TEMPLATE_DIR, db, reports
+from qz_outbound import TEMPLATE_DIR, db, reports, retention
 from qz_outbound.campaigns import Campaign
 from qz_outbound.segmentation import load_config as load_segmentation
 from qz_outbound.targeting import load_channels
@@ -103,11 +103,13 @@ def build_call_list(marketing: Engine, cycle_date: dt.date, county_code: str,
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    # full numbers: owner-only folders and files (docs/security.md "Data at rest")
+    retention.private_dir(path.parent, reports.output_dir())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)   # mode 0600
     os.close(fd)
     try:
         write(tmp)
+        retention.private_file(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

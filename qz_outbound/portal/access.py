@@ -15,7 +15,8 @@ class PortalConfig(config.StrictModel):
     hq_users: list[str] = Field(default_factory=list)
     hq_roles: list[str] = Field(default_factory=list)
     counties: dict[str, str] = Field(default_factory=dict)   # user name -> county code
-    keep_cycles: int = Field(30, ge=1, le=400)
+    keep_cycles: int = Field(30, ge=1, le=400)        # call lists downloadable; older ones are deleted
+    upload_keep_days: int = Field(90, ge=1, le=3650)   # archived upload files, then deleted
 
     @field_validator("counties")
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock, reports, schema
+from qz_outbound import clock, reports, retention, schema
 from qz_outbound.portal.schema import mkt_call_outcome, portal_upload, portal_upload_reject
 
 OUTCOMES = ("accepted", "refused", "refused_do_not_call", "no_answer", "busy", "wrong_number", "callback")
@@ -151,10 +152,11 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
 
     upload_id = f"U{now:%Y%m%d%H%M%S}-{county_code}-{digest[:12]}"
     name = safe_name(file_name)
-    folder = archive_dir(county_code)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = retention.private_dir(archive_dir(county_code), reports.output_dir())
     archive = folder / f"{upload_id}_{name}"
-    archive.write_bytes(data)
+    fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # full numbers: owner only
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
     result = UploadResult(upload_id=upload_id, county_code=county_code, status="loaded")
     try:

@@ -81,6 +81,14 @@ class ReceiverConfig(StrictModel):
     retry_unmatched_seconds: float = Field(1.0, gt=0)
     unmatched_give_up_hours: float = Field(72, gt=0)
     apply_workers: int = Field(2, ge=1, le=16)
+    inbound_keep_days: int = Field(90, ge=1, le=3650)   # processed sms_inbound rows, then deleted
+
+    @model_validator(mode="after")
+    def _keep_longer_than_matching(self):
+        if self.inbound_keep_days * 24 <= self.unmatched_give_up_hours:
+            raise ValueError("inbound_keep_days must be longer than unmatched_give_up_hours "
+                             "(a receipt still being matched is never deleted)")
+        return self
 
 
 class SmsConfig(StrictModel):
