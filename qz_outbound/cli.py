@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         p = dsub.add_parser(name, help=text)
         p.add_argument("--marketing", type=_url, default=None,
                        help="SQLAlchemy URL or SQLite file path (default $QZ_MARKETING_DB_URL)")
+        p.add_argument("--conn", default=None, metavar="CONN_ID",
+                       help="take the URL from this Airflow connection instead (e.g. marketing_db)")
         if name == "backup":
             p.add_argument("--out", type=Path, required=True, help="the backup file to write")
         if name == "restore":
@@ -109,14 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _conn_url(conn_id: str) -> str:
+    """The SQLAlchemy URL of an Airflow connection (AIRFLOW_CONN_<ID> or the metadata database)."""
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets(conn_id).get_hook().get_uri()
+
+
 def _db(args) -> int:
     import os
 
     from qz_outbound import backup, db, migrations
 
-    url = args.marketing or os.environ.get("QZ_MARKETING_DB_URL")
+    url = args.marketing or (_conn_url(args.conn) if args.conn else os.environ.get("QZ_MARKETING_DB_URL"))
     if not url:
-        print("qz-outbound db: give --marketing URL or set QZ_MARKETING_DB_URL", file=sys.stderr)
+        print("qz-outbound db: give --marketing URL or --conn marketing_db, or set QZ_MARKETING_DB_URL",
+              file=sys.stderr)
         return 2
     engine = db.make_engine(_url(url))
     where = engine.url.render_as_string(hide_password=True)
