@@ -226,3 +226,12 @@ def test_postgresql_only_parts_are_in_the_baseline(pg_database_factory):
         c.exec_driver_sql("create table mkt_target (like mkt_segment_snapshot)")   # unpartitioned stand-in
     assert any("mkt_target: not partitioned" in p for p in migrations.check(engine))
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_models_match_the_head_revision(url):
+    """A model changed without a revision fails here (docs/migrations.md "Writing a revision")."""
+    engine = db.make_engine(url)
+    migrations.upgrade(engine)
+    assert migrations.check(engine) == []
+    engine.dispose()
