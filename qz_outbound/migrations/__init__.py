@@ -52,6 +52,7 @@ def alembic_config(connection: Connection | None = None, extra_versions: list[Pa
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
     cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("file_template", "%%(rev)s")   # versions/<rev_id>.py, e.g. 0002_portal_upload_kind.py
     cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in [HERE / "versions", *extra_versions]))
     if connection is not None:
         cfg.attributes["connection"] = connection
