@@ -40,7 +40,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qz_outbound import db, segmentation  # noqa: E402
+from qz_outbound import db, migrations, segmentation  # noqa: E402
 from qz_outbound.datamart.generate import generate  # noqa: E402
 
 D = dt.date(2026, 11, 23)
@@ -165,6 +165,7 @@ def main() -> None:
     if pg:
         routes.insert(0, ("segmentation, marketing_db in the same database", dm))
     for label, mk in routes:
+        migrations.upgrade(mk)   # what the init job does: tasks never create tables
         segmentation.segment_customers(dm, mk, D - dt.timedelta(days=1))  # a previous cycle present
         secs, n, mem = timed(label, lambda: segmentation.segment_customers(dm, mk, D), pg)
         lines.append(f"| {label} ({n:,} customers) | {secs:.1f} s | {secs / secs_scan:.2f}× | "

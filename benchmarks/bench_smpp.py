@@ -246,6 +246,8 @@ def main() -> int:
     db_url = args.db or f"sqlite:///{tmp}/marketing.db"
     engine = make_engine(db_url)
     metadata.drop_all(engine)
+    with engine.begin() as conn:   # and the migration state, so the upgrade creates the tables again
+        conn.exec_driver_sql("drop table if exists alembic_version")
     ensure_schema(engine)
     clock.set_now(dt.datetime(2026, 11, 23, 10, 0))
     state_dir = f"{tmp}/state"

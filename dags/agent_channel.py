@@ -42,12 +42,18 @@ POLL_SECONDS = 5
 def agent_channel():
     @task(retries=0)
     def check_config() -> dict:
-        """The agent settings and the campaign library (a typo stops the run, with file and line)."""
-        from qz_outbound import campaigns
-        from qz_outbound.agent import recommend
-        from qz_outbound.agent.settings import load_agent_config
+        """Every config file and the three connections (a typo, a missing field or marketing_db behind
+        the head revision stops the run, with file and line or connection and field)."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from qz_db_hook import preflight_connections
 
-        load_agent_config()
+        from qz_outbound import campaigns, preflight
+        from qz_outbound.agent import recommend
+
+        try:
+            preflight.check_all(preflight_connections())
+        except preflight.PreflightError as exc:
+            raise AirflowFailException(str(exc)) from None
         library = campaigns.load_library()
         return {"agent_campaigns": len(recommend.agent_campaigns(library, _today()))}
 

@@ -5,7 +5,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 
 | stage | what it does | where |
 | --- | --- | --- |
-| check_config | validates every file HQ edits (segment rules, campaign library, contact policy, channels); a mistake stops the cycle with file, line and field | `config/` |
+| check_config | validates every file HQ edits and the connections `datamart`, `marketing_db`, `smsc` (fields, bounds, databases reachable, `marketing_db` at the head revision); a mistake stops the cycle with file and line, or connection and field | `config/`, `qz_outbound/preflight.py` |
 | segment_customers | segments every customer in the data mart into `mkt_segment_snapshot` | `include/sql/segment_customers.sql` |
 | distribution_report | HQ's distribution of types × tiers / market / county, bundling rate, change from the previous cycle | `var/output/reports/<date>/` |
 | stage_extracts | copies DND, recent complaints, holdings and bundle end dates from the data mart | `include/sql/stage_*.sql` |
@@ -14,6 +14,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | validate_target_list | Great Expectations audit of the list; a failure stops every county (nothing is published) | `target_validation.html` |
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
 | call_list (one per county) | the county's call list (外呼清单) in calling order, call scripts rendered, CSV (UTF-8 with BOM) and XLSX | `var/output/call_lists/<date>/<county>/` |
+| data_retention | deletes call lists beyond `keep_cycles`, portal uploads after `upload_keep_days`, processed `sms_inbound` rows after `inbound_keep_days` | `qz_outbound/retention.py` |
 | send_sms (one per county) | submits the county's SMS over SMPP (connection `smsc`) within 08:00–20:00 and the contracted rate; before 08:00 it is rescheduled to the opening (no worker slot held); what the day's window cannot take waits for the next cycle's send; messages left in doubt by an SMSC or sender crash (never re-sent) are counted and alerted to HQ | `qz_outbound/sending.py`, `docs/sms-delivery.md` |
 
 Every task is idempotent per logical date: a re-run replaces that cycle's rows.
@@ -55,14 +56,19 @@ CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
 def outbound_daily():
     @task(retries=0, execution_timeout=dt.timedelta(minutes=5))
     def check_config() -> dict:
-        """Validate every config file HQ edits before anything else runs (no retry: a typo stays a typo)."""
-        from qz_outbound import campaigns, counties, segmentation, targeting
+        """Validate every config file HQ edits and the three connections (fields, bounds, both
+        databases reachable, marketing_db at the head revision) before anything else runs; a failure
+        stops the cycle here, nothing is published or sent (no retry: a typo stays a typo)."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from qz_db_hook import preflight_connections
 
-        segmentation.load_config()
-        library = campaigns.load_library()
-        targeting.load_policy()
-        targeting.load_channels()
-        return {"counties": len(counties.county_names()), "campaigns": len(library)}
+        from qz_outbound import campaigns, counties, preflight
+
+        try:
+            checked = preflight.check_all(preflight_connections())
+        except preflight.PreflightError as exc:
+            raise AirflowFailException(str(exc)) from None
+        return {"counties": len(counties.county_names()), "campaigns": len(campaigns.load_library()), **checked}
 
     @task(outlets=[SEGMENT_SNAPSHOT], pool="marketing_db", execution_timeout=dt.timedelta(minutes=45))
     def segment_customers(_config: dict, logical_date=None) -> dict:
@@ -158,6 +164,16 @@ def outbound_daily():
         return call_lists.write_call_lists(engine_for(MARKETING_DB), dt.date.fromisoformat(published["cycle_date"]),
                                            county_code, campaigns.load_library())
 
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
+    def data_retention(_config: dict) -> dict:
+        """Delete call lists beyond keep_cycles, old portal uploads and processed sms_inbound rows
+        (docs/security.md "Data at rest"); counts only."""
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import retention
+
+        return retention.apply(engine_for(MARKETING_DB))
+
     # One poke may send for the whole window (08:00-20:00); an SMSC outage is retried with backoff.
     @task.sensor(mode="reschedule", poke_interval=60, timeout=dt.timedelta(hours=20).total_seconds(),
                  map_index_template="{{ county_label }}", pool="smsc", retries=3,
@@ -191,6 +207,7 @@ def outbound_daily():
         return PokeReturnValue(is_done=True, xcom_value=step.counts)
 
     config = check_config()
+    data_retention(config)
     segmented = segment_customers(config)
     distribution_report(segmented)
     targets = build_target_list(segmented, stage_extracts(config))

@@ -8,6 +8,7 @@
 #      password is given (file QZ_COUNTY_PASSWORDS_FILE: lines `county_<code>=<password>`). The
 #      county role is the one place a county is granted: the portal reads it (portal/access.py)
 #   4. the connections the cycle needs resolve (they come from the environment: AIRFLOW_CONN_*)
+#   5. marketing_db migrated to the head revision (qz-outbound db upgrade; docs/migrations.md)
 set -euo pipefail
 : "${HQ_PASSWORD:?HQ_PASSWORD must be set (.env)}"
 : "${ADMIN_PASSWORD:?ADMIN_PASSWORD must be set (.env)}"
@@ -57,3 +58,6 @@ if missing:
     raise SystemExit(f"connections missing (set AIRFLOW_CONN_<ID> in .env): {', '.join(missing)}")
 print("connections datamart, marketing_db, smsc resolve")
 PY
+
+# tasks, the receiver and the portal never create tables: the schema is migrated here, once
+qz-outbound db upgrade --conn marketing_db

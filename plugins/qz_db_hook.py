@@ -23,3 +23,30 @@ def engine_for(conn_id: str) -> Engine:
 
     hook = BaseHook.get_connection(conn_id).get_hook()
     return db.make_engine(hook.get_uri())
+
+
+def preflight_connections() -> dict:
+    """The three connections as :class:`qz_outbound.preflight.Connection` (None: not defined), for
+    ``check_config``; nothing connects here."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    from qz_outbound import preflight
+
+    found = {}
+    for conn_id in (preflight.DATAMART, preflight.MARKETING_DB, preflight.SMSC):
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            found[conn_id] = None
+            continue
+        uri = None
+        if conn_id != preflight.SMSC and conn.conn_type in ("postgres", "postgresql") and conn.host:
+            try:
+                uri = conn.get_hook().get_uri()
+            except Exception:   # reported by the checks as the missing field it comes from
+                uri = None
+        found[conn_id] = preflight.Connection(
+            conn_id=conn_id, conn_type=conn.conn_type, host=conn.host, port=conn.port, login=conn.login,
+            password=conn.password, schema=conn.schema, extra=conn.extra_dejson, uri=uri)
+    return found

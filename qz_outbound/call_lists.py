@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import TEMPLATE_DIR, db, exports, reports
+from qz_outbound import TEMPLATE_DIR, db, exports, reports, retention
 from qz_outbound.campaigns import Campaign
 from qz_outbound.segmentation import load_config as load_segmentation
 from qz_outbound.targeting import load_channels
@@ -104,7 +104,8 @@ def write_call_lists(marketing: Engine, cycle_date: dt.date, county_code: str,
                      library: list[Campaign]) -> dict:
     """Write the county's call list (CSV with BOM and XLSX); counts and relative paths only."""
     frame, failed = build_call_list(marketing, cycle_date, county_code, library)
-    folder = list_dir(cycle_date, county_code)
+    # full numbers: owner-only folders (docs/security.md "Data at rest"); exports writes files 0600
+    folder = retention.private_dir(list_dir(cycle_date, county_code), reports.output_dir())
     stem = file_stem(cycle_date, county_code)
     # through the one export module: text cells are text, never formulas (a customer name from the
     # data mart is hostile input)

@@ -62,7 +62,6 @@ def load_outcome_config(path: Path | None = None) -> OutcomeConfig:
 
 
 def apply_call_outcomes(marketing: Engine) -> int:
-    schema.ensure_schema(marketing)
     with marketing.begin() as conn:
         n = conn.execute(sa.text(db.render_sql("outcome_calls.sql", marketing.dialect.name))).rowcount
     log.info("call outcomes applied to %d contacts", n)
@@ -71,7 +70,6 @@ def apply_call_outcomes(marketing: Engine) -> int:
 
 def stage_orders(datamart: Engine, marketing: Engine, until: dt.datetime, lookback_days: int) -> int:
     """Copy the orders of the last ``lookback_days`` not staged yet; returns how many were new."""
-    schema.ensure_schema(marketing)
     since = (until - dt.timedelta(days=lookback_days)).replace(tzinfo=None)
     orders = pd.read_sql(sa.text(
         "select order_id, msisdn, product_code, order_time, channel, agent_id from order_event "
@@ -103,7 +101,6 @@ def stage_bills(datamart: Engine, marketing: Engine, cycle_date: dt.date, cfg: O
     yet is tried again on the next run). Returns the rows staged now.
     """
     cfg = cfg or load_outcome_config()
-    schema.ensure_schema(marketing)
     first = month_start(cycle_date - dt.timedelta(days=cfg.report_days), cfg.bill_months)
     last = month_start(cycle_date, 1)
     with marketing.connect() as conn:

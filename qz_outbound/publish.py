@@ -15,7 +15,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock, db, schema
+from qz_outbound import clock, db
 from qz_outbound.campaigns import Campaign
 from qz_outbound.segmentation import record_stage
 from qz_outbound.targeting import Channels, load_channels
@@ -31,7 +31,6 @@ def publish_county(marketing: Engine, cycle_date: dt.date, county_code: str, lib
     waiting (call-only campaigns over capacity), and the SMS queue result.
     """
     channels = channels or load_channels()
-    schema.ensure_schema(marketing)
     started = time.monotonic()
     sql = db.render_sql("publish_county.sql", marketing.dialect.name)
     stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)))

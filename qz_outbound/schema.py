@@ -1,9 +1,11 @@
 """Tables the project owns in ``marketing_db``.
 
 ``mkt_segment_snapshot`` and ``mkt_contact`` are read by HQ reporting and keep
-the columns of ``datamart.md``; the rest are the project's own. Tables are
-created with ``create_all`` (idempotent); later changes add columns through
-small, named migrations in :func:`ensure_schema`.
+the columns of ``datamart.md``; the rest are the project's own. The tables
+are created and changed by the Alembic revisions in ``qz_outbound/migrations``
+(``qz-outbound db upgrade``; how to write one: ``docs/migrations.md``), never
+at run time. A change here without a revision makes ``qz-outbound db check``
+fail.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-metadata = sa.MetaData()
+from qz_outbound.metadata import metadata
 
 # One row per segmented customer per cycle. Extra columns beyond the contract
 # (status, M0 values, bundle state) are what targeting and HQ reports need
@@ -198,10 +200,11 @@ mkt_campaign_pause = sa.Table(
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the project's tables (and indexes) if missing."""
-    metadata.create_all(engine, checkfirst=True)
+    """Bring ``engine``'s database to the head revision (``qz-outbound db upgrade``).
 
+    For tests, benchmarks and the command line: tasks, the SMS receiver and the
+    portal never call it (``check_config`` fails when ``marketing_db`` is behind).
+    """
+    from qz_outbound import migrations
 
-from qz_outbound.sms import schema as _sms_schema  # noqa: E402,F401
-from qz_outbound.portal import schema as _portal_schema  # noqa: E402,F401
-from qz_outbound.agent import schema as _agent_schema  # noqa: E402,F401
+    migrations.upgrade(engine)

@@ -135,7 +135,6 @@ def segment_customers(
     number of customers segmented.
     """
     cfg = cfg or load_config()
-    schema.ensure_schema(marketing)
     started = time.monotonic()
     try:
         n = db.land_query(

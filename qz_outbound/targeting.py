@@ -95,7 +95,6 @@ def stage_extracts(datamart: Engine, marketing: Engine, cycle_date: dt.date,
                    policy: ContactPolicy | None = None) -> dict[str, int]:
     """Copy the cycle's exclusions, holdings and bundle end dates from the data mart."""
     policy = policy or load_policy()
-    schema.ensure_schema(marketing)
     since = dt.datetime.combine(cycle_date - dt.timedelta(days=policy.complaint_days), dt.time())
     params = {"d": cycle_date.isoformat(), "complaint_since": since.isoformat(sep=" ")}
     counts = {}
@@ -180,7 +179,6 @@ def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
     """Write the cycle's arbitrated target list into ``mkt_target`` (replacing the cycle's rows)."""
     policy = policy or load_policy()
     channels = channels or load_channels()
-    schema.ensure_schema(marketing)
     started = time.monotonic()
     with marketing.connect() as conn:   # paused by the outcome loop (auto_pause in config/outcomes.yaml)
         paused = set(conn.scalars(sa.select(schema.mkt_campaign_pause.c.campaign_code)))

@@ -532,7 +532,6 @@ def audit_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
     from qz_outbound.targeting import daily_campaigns
 
     settings = settings or load_config()
-    schema.ensure_schema(marketing)
     started = time.monotonic()
     active = {c.code: c for c in daily_campaigns(library, cycle_date)}
     counties = list(county_names())

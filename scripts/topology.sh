@@ -210,6 +210,9 @@ ENV
   log "airflow db migrate, pools (config/pools.json)"
   "$AIRFLOW" db migrate > "$DIR/logs/db-migrate.log" 2>&1 || { tail -30 "$DIR/logs/db-migrate.log" >&2; exit 1; }
   "$AIRFLOW" pools import "$ROOT/config/pools.json" > "$DIR/logs/pools.log" 2>&1 || { cat "$DIR/logs/pools.log" >&2; exit 1; }
+  log "marketing_db migrations (qz-outbound db upgrade)"
+  "$ROOT/.venv/bin/qz-outbound" db upgrade --marketing "$marketing" > "$DIR/logs/marketing-upgrade.log" 2>&1 \
+    || { tail -30 "$DIR/logs/marketing-upgrade.log" >&2; exit 1; }
 
   if [ "$generate" != 0 ] && [ ! -f "$DIR/datamart.generated" ]; then
     local as_of=${QZ_TOPO_AS_OF:-$(TZ=Asia/Shanghai date +%F)}

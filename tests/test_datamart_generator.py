@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from qz_outbound import db, segmentation
+from qz_outbound import db, schema, segmentation
 from qz_outbound.counties import county_names
 from qz_outbound.datamart import schema as dm_schema
 from qz_outbound.datamart.generate import generate
@@ -27,6 +27,7 @@ def marts(request, tmp_path_factory, pg_database_factory):
         dm = db.make_engine(pg_database_factory("qz_gen_dm"))
         mk = db.make_engine(pg_database_factory("qz_gen_mk"))
     counts = generate(dm, N, D, progress=False)
+    schema.ensure_schema(mk)
     segmentation.segment_customers(dm, mk, D)
     yield request.param, dm, mk, counts
     dm.dispose()

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from qz_outbound import db, reports, segmentation
+from qz_outbound import db, reports, schema, segmentation
 from qz_outbound.datamart.generate import generate
 
 D = dt.date(2026, 11, 23)
@@ -23,6 +23,7 @@ def cycles(request, tmp_path_factory, pg_database_factory):
         dm = db.make_engine(pg_database_factory("qz_rep_dm"))
         mk = dm  # same database: the in-database landing route
     generate(dm, 5000, D, progress=False)
+    schema.ensure_schema(mk)
     segmentation.segment_customers(dm, mk, D - dt.timedelta(days=1))
     # the next day a few customers are cancelled: the report must show the change
     with dm.begin() as conn:

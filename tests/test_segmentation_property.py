@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qz_outbound import db, segmentation
+from qz_outbound import db, schema, segmentation
 from qz_outbound.datamart import schema as dm_schema
 
 from segmentation_reference import first_of_month, segment as reference_segment
@@ -138,6 +138,7 @@ def engines(request, tmp_path_factory, pg_database_factory):
         dm = db.make_engine(pg_database_factory("qz_prop_dm"))
         mk = dm if route.endswith("same") else db.make_engine(pg_database_factory("qz_prop_mk"))
     dm_schema.create_tables(dm)
+    schema.ensure_schema(mk)
     yield route, dm, mk
     dm.dispose()
     mk.dispose()

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from qz_outbound import config, db, segmentation
+from qz_outbound import config, db, schema, segmentation
 from qz_outbound.datamart import schema as dm_schema
 
 D = dt.date(2026, 11, 23)
@@ -27,6 +27,7 @@ def mart(tmp_path):
     dm = db.make_engine(f"sqlite:///{tmp_path / 'dm.db'}")
     mk = db.make_engine(f"sqlite:///{tmp_path / 'mk.db'}")
     dm_schema.create_tables(dm)
+    schema.ensure_schema(mk)
     return dm, mk
 
 

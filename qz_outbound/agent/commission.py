@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from qz_outbound import db, exports, reports
-from qz_outbound.agent.schema import ensure_agent_schema, mkt_agent_commission, stg_agent_order
+from qz_outbound.agent.schema import mkt_agent_commission, stg_agent_order
 from qz_outbound.agent.settings import AgentChannelConfig, load_agent_config
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
@@ -91,7 +91,6 @@ def settle_month(datamart: Engine, marketing: Engine, month: dt.date, library: l
                  cfg: AgentChannelConfig | None = None, out_dir: Path | None = None) -> dict:
     """Credit the month's conversions and write the statements; counts and the folder."""
     cfg = cfg or load_agent_config()
-    ensure_agent_schema(marketing)
     first, _ = month_bounds(month)
     products = sorted({c.product_code for c in library if "agent" in c.channels})
     staged = stage_month_orders(datamart, marketing, first, products)

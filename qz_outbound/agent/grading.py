@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from qz_outbound import db, exports, reports
 from qz_outbound.agent.commission import month_bounds
-from qz_outbound.agent.schema import ensure_agent_schema, mkt_agent_grade
+from qz_outbound.agent.schema import mkt_agent_grade
 from qz_outbound.agent.settings import Grading, load_agent_config
 from qz_outbound.counties import county_names
 
@@ -56,7 +56,6 @@ def grade_month(datamart: Engine, marketing: Engine, month: dt.date, grading: Gr
                 out_dir: Path | None = None) -> dict:
     """Grade every shop of the data mart for the month; counts per grade and the report paths."""
     g = grading or load_agent_config().grading
-    ensure_agent_schema(marketing)
     first, nxt = month_bounds(month)
     agents = pd.read_sql(sa.text("select agent_id, county_code, outlet_name, outlet_type, floor_area_m2 from agent"),
                          datamart)

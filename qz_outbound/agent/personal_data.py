@@ -24,7 +24,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
 from qz_outbound import clock
-from qz_outbound.agent.schema import ensure_agent_schema, mkt_personal_data
+from qz_outbound.agent.schema import mkt_personal_data
 from qz_outbound.campaigns import Campaign
 from qz_outbound.sms.render import RenderError, render_sms
 from qz_outbound.sms.settings import load_sms_config
@@ -104,7 +104,6 @@ def import_personal_data(marketing: Engine, campaign: Campaign, path: Path) -> I
     """Check the file and keep its good rows for the campaign; the result lists every bad row."""
     if not campaign.personal_fields:
         raise ValueError(f"campaign {campaign.code} declares no personal_fields: nothing to import")
-    ensure_agent_schema(marketing)
     frame = read_table(path)
     good, errors = check_rows(frame, campaign)
     result = ImportResult(rows=len(frame), errors=errors)

@@ -36,7 +36,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from qz_outbound import clock, db
-from qz_outbound.agent.schema import ensure_agent_schema, mkt_agent_event, mkt_personal_data
+from qz_outbound.agent.schema import mkt_agent_event, mkt_personal_data
 from qz_outbound.agent.settings import AgentChannelConfig, load_agent_config
 from qz_outbound.campaigns import Campaign
 from qz_outbound.schema import mkt_contact
@@ -86,7 +86,6 @@ def ingest_events(datamart: Engine, marketing: Engine, cfg: AgentChannelConfig |
     """New recharge events into ``mkt_agent_event``; returns ``{"read": n, "new": n}``."""
     cfg = cfg or load_agent_config()
     policy = policy or load_policy()
-    ensure_agent_schema(marketing)
     now = clock.now()
     with marketing.connect() as conn:
         newest = conn.execute(sa.select(sa.func.max(mkt_agent_event.c.event_time))).scalar()

@@ -19,9 +19,8 @@ day, so two overlapping runs can never both contact a customer.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-from qz_outbound.schema import metadata, mkt_contact
+from qz_outbound.metadata import metadata
+from qz_outbound.schema import mkt_contact
 
 _TS = sa.DateTime(timezone=True)
 
@@ -115,10 +114,3 @@ ux_mkt_contact_agent = sa.Index(
     postgresql_where=mkt_contact.c.channel == "agent",
 )
 
-
-def ensure_agent_schema(engine: Engine) -> None:
-    """The project's tables, and the agent index on a ``mkt_contact`` created before it existed."""
-    from qz_outbound.schema import ensure_schema
-
-    ensure_schema(engine)
-    ux_mkt_contact_agent.create(engine, checkfirst=True)

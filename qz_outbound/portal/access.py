@@ -47,7 +47,8 @@ class UploadLimits(config.StrictModel):
 class PortalConfig(config.StrictModel):
     hq_users: list[str] = Field(default_factory=list)    # SimpleAuthManager user names (embedded default)
     hq_roles: list[str] = Field(default_factory=list)    # roles (FAB or SimpleAuthManager), any case
-    keep_cycles: int = Field(30, ge=1, le=400)
+    keep_cycles: int = Field(30, ge=1, le=400)        # call lists downloadable; older ones are deleted
+    upload_keep_days: int = Field(90, ge=1, le=3650)   # archived upload files, then deleted
     uploads: UploadLimits = Field(default_factory=UploadLimits)
 
 

@@ -1,10 +1,10 @@
-"""Tables of the county portal, on the project's one metadata (created by ``ensure_schema``)."""
+"""Tables of the county portal, on the project's one metadata (created by the migrations)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from qz_outbound.schema import metadata
+from qz_outbound.metadata import metadata
 
 _TS = sa.DateTime(timezone=True)
 _BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

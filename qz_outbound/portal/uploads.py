@@ -42,7 +42,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock, db, reports, schema
+from qz_outbound import clock, db, reports, retention
 from qz_outbound.portal.access import UploadLimits
 from qz_outbound.portal.schema import mkt_call_outcome, portal_upload, portal_upload_reject
 
@@ -311,7 +311,6 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
     limits = limits or UploadLimits()
     if len(data) > limits.max_bytes:
         raise UploadTooLarge(f"文件过大（上限 {limits.max_mb} MB）")
-    schema.ensure_schema(marketing)
     digest = hashlib.sha256(data).hexdigest()
     now = clock.now()
     with marketing.connect() as conn:
@@ -343,8 +342,10 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
         earlier = conn.scalar(sa.select(portal_upload.c.upload_id).where(   # the same file sent twice at once
             portal_upload.c.county_code == county_code, portal_upload.c.sha256 == digest))
         if earlier is None:
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            archive.write_bytes(data)
+            retention.private_dir(archive.parent, reports.output_dir())
+            fd = os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # full numbers: owner only
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
             _load(conn, sheet, result, user_name, name, digest, archive, now, columns)
     if earlier is not None:
         result = load_result(marketing, earlier)

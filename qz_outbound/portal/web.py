@@ -27,7 +27,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy.engine import Engine
 
-from qz_outbound import TEMPLATE_DIR, call_lists, clock, reports, schema
+from qz_outbound import TEMPLATE_DIR, call_lists, clock, reports
 from qz_outbound.counties import county_names
 from qz_outbound.portal import uploads
 from qz_outbound.portal.access import NotAllowed, Viewer, load_portal_config, viewer_for_user
@@ -167,10 +167,8 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
     made = engine
 
     @lru_cache(maxsize=1)
-    def engine() -> Engine:   # the portal's tables exist once the first request has been served
-        eng = made()
-        schema.ensure_schema(eng)
-        return eng
+    def engine() -> Engine:   # the tables are made by `qz-outbound db upgrade`, never by the portal
+        return made()
 
     def audit(viewer_name: str, action: str, county: str | None, obj: str | None, rows: int | None) -> None:
         with engine().begin() as conn:

@@ -28,14 +28,17 @@ def _settings(args):
 
 
 def _engine(args):
+    from qz_outbound import migrations
     from qz_outbound.db import make_engine
-    from qz_outbound.schema import ensure_schema
 
     url = args.db or os.environ.get("QZ_MARKETING_DB_URL")
     if not url:
         sys.exit("give --db URL or set QZ_MARKETING_DB_URL")
     engine = make_engine(url, hide_parameters=True)   # numbers never reach a traceback in a log
-    ensure_schema(engine)
+    try:   # the receiver never creates tables: `qz-outbound db upgrade` does
+        migrations.require_head(engine)
+    except migrations.SchemaError as exc:
+        sys.exit(f"qz_outbound.sms: {exc}")
     return engine
 
 

@@ -1,7 +1,7 @@
 """The SMS outbox, the inbound store and the sender runs, in ``marketing_db``.
 
-Defined on the project's one :data:`qz_outbound.schema.metadata`, so
-``ensure_schema`` creates them with the rest. States are documented in
+Defined on the project's one :data:`qz_outbound.metadata.metadata`; the
+migrations create them with the rest. States are documented in
 ``docs/sms-delivery.md``; in short:
 
 ``sms_outbox.state`` (one row per SMS, i.e. per SMS contact)
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from qz_outbound.schema import metadata
+from qz_outbound.metadata import metadata
 
 _TS = sa.DateTime(timezone=True)
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from qz_outbound import PROJECT_ROOT, config
 from qz_outbound.config import StrictModel
@@ -52,16 +52,20 @@ class RepliesConfig(StrictModel):
 
 
 class SenderDefaults(StrictModel):
-    rate: float = Field(100, gt=0)
+    """How to send on a bind: the ``sender`` section of ``config/sms.yaml``, and the extras of the
+    ``smsc`` connection (:class:`SmscSettings` inherits these fields, so both obey the same bounds)."""
+
+    rate: float = Field(100, gt=0, le=100_000)    # contracted messages per second (100000: the benchmark's "no limit")
     window: int = Field(50, ge=1, le=1000)
     bind_mode: Literal["transmitter", "transceiver"] = "transmitter"
     registered_delivery: int = Field(1, ge=0, le=31)
-    source_addr_ton: int = 0
-    source_addr_npi: int = 0
-    dest_addr_ton: int = 0
-    dest_addr_npi: int = 1
-    enquire_link_interval: float = Field(30, gt=0)
-    response_timeout: float = Field(30, gt=0)
+    # SMPP 3.4 5.2.5/5.2.6: TON 0-6, NPI 0-18 (values the protocol defines)
+    source_addr_ton: int = Field(0, ge=0, le=6)
+    source_addr_npi: int = Field(0, ge=0, le=18)
+    dest_addr_ton: int = Field(0, ge=0, le=6)
+    dest_addr_npi: int = Field(1, ge=0, le=18)
+    enquire_link_interval: float = Field(30, gt=0, le=3600)
+    response_timeout: float = Field(30, gt=0, le=600)
     reconnect_initial: float = Field(0.5, gt=0)
     reconnect_max: float = Field(30, gt=0)
     reconnect_give_up: float = Field(600, gt=0)
@@ -77,6 +81,14 @@ class ReceiverConfig(StrictModel):
     retry_unmatched_seconds: float = Field(1.0, gt=0)
     unmatched_give_up_hours: float = Field(72, gt=0)
     apply_workers: int = Field(2, ge=1, le=16)
+    inbound_keep_days: int = Field(90, ge=1, le=3650)   # processed sms_inbound rows, then deleted
+
+    @model_validator(mode="after")
+    def _keep_longer_than_matching(self):
+        if self.inbound_keep_days * 24 <= self.unmatched_give_up_hours:
+            raise ValueError("inbound_keep_days must be longer than unmatched_give_up_hours "
+                             "(a receipt still being matched is never deleted)")
+        return self
 
 
 class SmsConfig(StrictModel):
@@ -97,38 +109,24 @@ def load_sms_config(path: Path | None = None) -> SmsConfig:
     return _load(Path(path or config.config_path("sms.yaml")))
 
 
-class SmscSettings(BaseModel):
-    """One SMSC bind and how to send on it.
+class SmscSettings(SenderDefaults):
+    """One SMSC bind and how to send on it: the account over the :class:`SenderDefaults`.
 
     Build with :meth:`from_config` so unset fields take the ``sender`` defaults
-    of ``config/sms.yaml``.
+    of ``config/sms.yaml``; a connection's extras obey the same bounds as the file.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(ge=1, le=65535)
-    system_id: str
+    system_id: str = Field(min_length=1, max_length=15)    # SMPP 3.4: C-Octet String of at most 16
     password: str = ""
-    system_type: str = ""
-    source_addr: str = Field(min_length=1)        # the operator's 106 service code
-    rate: float = Field(gt=0)                     # contracted messages per second for this account
-    window: int = Field(50, ge=1, le=1000)
+    system_type: str = Field("", max_length=12)
+    source_addr: str = Field(min_length=1, max_length=20)  # the operator's 106 service code
+    rate: float = Field(gt=0, le=100_000)                  # required here: the account's contract
+    # the receiver binds as a receiver: one more mode than the sender's defaults allow
     bind_mode: Literal["transmitter", "transceiver", "receiver"] = "transmitter"
-    registered_delivery: int = 1
-    source_addr_ton: int = 0
-    source_addr_npi: int = 0
-    dest_addr_ton: int = 0
-    dest_addr_npi: int = 1
-    enquire_link_interval: float = 30
-    response_timeout: float = 30
-    reconnect_initial: float = 0.5
-    reconnect_max: float = 30
-    reconnect_give_up: float = 600
-    throttle_max_attempts: int = 50
-    rate_margin: float = 0.015
-    burst_seconds: float = 0.02
-    state_dir: str = "var/sms"
 
     @classmethod
     def from_config(cls, cfg: SmsConfig | None = None, **account) -> "SmscSettings":

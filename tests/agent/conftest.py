@@ -67,9 +67,9 @@ def smsc_settings(smsc: DevSmsc):
 @pytest.fixture
 def sqlite_marketing(tmp_path):
     from qz_outbound import db
-    from qz_outbound.agent.schema import ensure_agent_schema
+    from qz_outbound.schema import ensure_schema
 
     eng = db.make_engine(f"sqlite:///{tmp_path / 'marketing.db'}")
-    ensure_agent_schema(eng)
+    ensure_schema(eng)
     yield eng
     eng.dispose()

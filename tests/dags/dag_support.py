@@ -11,6 +11,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def migrate_marketing_db(path: Path) -> None:
+    """``qz-outbound db upgrade`` on a marketing_db file (tasks never create tables)."""
+    from qz_outbound import db, migrations
+
+    engine = db.make_engine(f"sqlite:///{path}")
+    migrations.upgrade(engine)
+    engine.dispose()
+
+
 def run_dag(dag_id: str, base: Path, monkeypatch, when: dt.date, smsc=None, at: str = "09:00"):
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
@@ -18,6 +27,7 @@ def run_dag(dag_id: str, base: Path, monkeypatch, when: dt.date, smsc=None, at: 
     monkeypatch.setenv("AIRFLOW_CONN_DATAMART", json.dumps({"conn_type": "sqlite", "host": str(base / "datamart.db")}))
     monkeypatch.setenv("AIRFLOW_CONN_MARKETING_DB",
                        json.dumps({"conn_type": "sqlite", "host": str(base / "marketing.db")}))
+    migrate_marketing_db(base / "marketing.db")   # what the init job / bin/demo do before any run
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(base / "output"))
     monkeypatch.setenv("QZ_SMS_STATE_DIR", str(base / "sms-state"))
     # the send step runs inside the sending window of the cycle day (the one clock, set for the run)

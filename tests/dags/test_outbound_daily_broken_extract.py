@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from qz_outbound import db
 from qz_outbound.datamart.generate import generate
 
+from dag_support import migrate_marketing_db
+
 ROOT = Path(__file__).resolve().parents[2]
 CYCLE = dt.date(2026, 11, 23)
 
@@ -33,13 +35,15 @@ def _run(base, monkeypatch, smsc=None):
     monkeypatch.setenv("AIRFLOW_CONN_DATAMART", json.dumps({"conn_type": "sqlite", "host": str(base / "datamart.db")}))
     monkeypatch.setenv("AIRFLOW_CONN_MARKETING_DB",
                        json.dumps({"conn_type": "sqlite", "host": str(base / "marketing.db")}))
+    migrate_marketing_db(base / "marketing.db")   # what the init job / bin/demo do before any run
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(base / "output"))
     monkeypatch.setenv("QZ_SMS_STATE_DIR", str(base / "sms-state"))
     monkeypatch.setenv("QZ_FAKE_NOW", f"{CYCLE.isoformat()}T09:00:00+08:00")   # inside the sending window
-    if smsc is not None:
-        monkeypatch.setenv("AIRFLOW_CONN_SMSC", json.dumps({
-            "conn_type": "generic", "host": "127.0.0.1", "port": smsc.port, "login": smsc.system_id,
-            "password": "dev", "extra": {"source_addr": "10658", "rate": 400, "window": 50}}))
+    # a well-formed account even when the run is stopped before sending (check_config checks it)
+    monkeypatch.setenv("AIRFLOW_CONN_SMSC", json.dumps({
+        "conn_type": "generic", "host": "127.0.0.1", "port": smsc.port if smsc else 2775,
+        "login": smsc.system_id if smsc else "QZDEV", "password": "dev",
+        "extra": {"source_addr": "10658", "rate": 400, "window": 50}}))
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["outbound_daily"]
     logical = dt.datetime(CYCLE.year, CYCLE.month, CYCLE.day, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     run = dag.test(logical_date=logical.astimezone(dt.timezone.utc))

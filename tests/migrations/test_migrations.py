@@ -1,0 +1,237 @@
+"""Migrations on SQLite and PostgreSQL: a database of the release before migrations (commit d7efbdd,
+built by that release's own code) is recognised, upgraded with no row lost and then matches the
+models; a revision that adds a column to a table with rows keeps them; what cannot be reconciled is
+refused with the differences listed; `qz-outbound db check` sees what differs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from qz_outbound import db, migrations
+
+ROOT = Path(__file__).resolve().parents[2]
+OLD_RELEASE = "d7efbdd"
+CLI = [sys.executable, "-m", "qz_outbound.cli"]
+
+
+@pytest.fixture(scope="module")
+def old_release(tmp_path_factory) -> Path:
+    """The release before migrations, checked out (git archive) into a temporary folder."""
+    where = tmp_path_factory.mktemp("old-release")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_RELEASE, "qz_outbound", "include"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    assert not (where / "qz_outbound" / "migrations").exists()   # it really is the release before
+    return where
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'marketing.db'}"
+    return request.getfixturevalue("pg_database_factory")("qz_mig")
+
+
+def _old_ensure_schema(old_release: Path, url: str, *, drop: str = "") -> None:
+    """Build marketing_db with the old release's own ensure_schema (same venv, old code on the path),
+    and write a few rows the way its tasks would (opt-out, contact, commission)."""
+    script = textwrap.dedent(f"""
+        import datetime as dt, sqlalchemy as sa
+        from qz_outbound import db, schema
+        assert schema.__file__.startswith({str(old_release)!r}), schema.__file__
+        e = db.make_engine({url!r})
+        schema.ensure_schema(e)
+        from qz_outbound.agent.schema import ensure_agent_schema
+        ensure_agent_schema(e)
+        now = dt.datetime(2026, 11, 20, 9, tzinfo=dt.timezone.utc)
+        with e.begin() as c:
+            c.execute(schema.mkt_opt_out.insert(), [dict(msisdn="13900000001", opted_out_at=now, source="sms_reply")])
+            c.execute(schema.mkt_contact.insert(), [dict(
+                contact_id="c1", cycle_date=dt.date(2026, 11, 20), msisdn="13900000002", county_code="350502",
+                campaign_code="2142-005", channel="sms", status="delivered", created_at=now)])
+            from qz_outbound.agent.schema import mkt_agent_commission
+            c.execute(mkt_agent_commission.insert(), [dict(
+                order_id="o1", contact_id="c9", month=dt.date(2026, 10, 1), agent_id="A1", county_code="350502",
+                msisdn="13900000003", campaign_code="2142-005", product_code="P1", recommended_at=now,
+                order_time=dt.datetime(2026, 10, 3), commission_yuan=12.5)])
+            {drop!r} and [c.exec_driver_sql(s) for s in {drop!r}.split(";") if s.strip()]
+    """)
+    env = dict(os.environ, PYTHONPATH=str(old_release))
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=old_release, capture_output=True)
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, cwd=ROOT)
+
+
+def _rows(engine) -> dict:
+    with engine.connect() as c:
+        return {t: c.execute(sa.text(f"select count(*) from {t}")).scalar()
+                for t in ("mkt_opt_out", "mkt_contact", "mkt_agent_commission")}
+
+
+@pytest.mark.postgres
+def test_a_database_of_the_release_before_migrations_is_recognised_and_upgraded(old_release, url):
+    _old_ensure_schema(old_release, url)
+    engine = db.make_engine(url)
+    assert migrations.is_pre_migration(engine)
+    before = _rows(engine)
+    assert before == {"mkt_opt_out": 1, "mkt_contact": 1, "mkt_agent_commission": 1}
+    check = _cli("db", "check", "--marketing", url)
+    assert check.returncode == 1 and "not under migrations" in check.stdout
+
+    up = _cli("db", "upgrade", "--marketing", url)
+    assert up.returncode == 0, up.stderr
+    assert "recognised" in up.stdout
+    assert _rows(engine) == before
+    check = _cli("db", "check", "--marketing", url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "matches the models" in check.stdout
+    current = _cli("db", "current", "--marketing", url)
+    assert current.returncode == 0 and migrations.head() in current.stdout
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_an_older_database_gets_what_it_lacks_and_its_fillfactor(old_release, url):
+    """Older still than d7efbdd: no agent index on mkt_contact, no grade table, no fillfactor."""
+    pg = url.startswith("postgresql")
+    _old_ensure_schema(old_release, url, drop="drop index ux_mkt_contact_agent; drop table mkt_agent_grade"
+                       + ("; alter table sms_part reset (fillfactor); alter table mkt_contact reset (fillfactor)"
+                          if pg else ""))
+    engine = db.make_engine(url)
+    problems = migrations.check(engine)
+    assert "missing table mkt_agent_grade" in problems
+    assert "missing index ux_mkt_contact_agent on mkt_contact" in problems
+    if pg:
+        assert "table sms_part: fillfactor default in the database, 70 in the models" in problems
+    migrations.upgrade(engine)
+    assert migrations.check(engine) == []
+    assert _rows(engine)["mkt_opt_out"] == 1
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_difference_the_baseline_cannot_reconcile_is_refused_and_listed(old_release, url):
+    """A snapshot table from before open_date existed: adding a NOT NULL column needs a decision."""
+    drop = ("alter table mkt_segment_snapshot drop column open_date" if not url.startswith("postgresql") else
+            "alter table mkt_segment_snapshot drop column open_date")
+    _old_ensure_schema(old_release, url, drop=drop)
+    engine = db.make_engine(url)
+    with pytest.raises(migrations.SchemaError) as err:
+        migrations.upgrade(engine)
+    assert "missing column mkt_segment_snapshot.open_date" in str(err.value)
+    assert migrations.current(engine) is None            # not stamped: nothing was changed
+    up = _cli("db", "upgrade", "--marketing", url)
+    assert up.returncode == 1 and "open_date" in up.stderr
+    engine.dispose()
+
+
+REVISION = '''
+"""test: mkt_opt_out.channel (a column added to a table with rows)"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001_test_opt_out_channel"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("mkt_opt_out") as batch:
+        batch.add_column(sa.Column("channel", sa.String(8), nullable=False, server_default="sms"))
+
+
+def downgrade():
+    with op.batch_alter_table("mkt_opt_out") as batch:
+        batch.drop_column("channel")
+'''
+
+
+@pytest.mark.postgres
+def test_a_revision_adds_a_column_to_a_table_with_rows(url, tmp_path):
+    engine = db.make_engine(url)
+    migrations.upgrade(engine)
+    with engine.begin() as c:
+        for i in range(500):
+            c.execute(sa.text("insert into mkt_opt_out (msisdn, opted_out_at, source) values (:m, :t, 'sms_reply')"),
+                      {"m": f"139{i:08d}", "t": "2026-11-20 09:00:00+00:00"})
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "9001_test_opt_out_channel.py").write_text(REVISION.format(head=migrations.head()))
+
+    # the models of the release with the column
+    from qz_outbound.metadata import full_metadata
+
+    models = sa.MetaData()
+    for table in full_metadata().sorted_tables:
+        table.to_metadata(models)
+    models.tables["mkt_opt_out"].append_column(sa.Column("channel", sa.String(8), nullable=False,
+                                                         server_default="sms"))
+    behind = migrations.check(engine, models, extra_versions=[versions])
+    assert "missing column mkt_opt_out.channel" in behind
+    assert "at revision 0001_baseline, head is 9001_test_opt_out_channel" in behind
+
+    assert migrations.upgrade(engine, extra_versions=[versions]) == "9001_test_opt_out_channel"
+    with engine.connect() as c:
+        assert c.execute(sa.text("select count(*), min(channel), max(channel) from mkt_opt_out")).one() == \
+            (500, "sms", "sms")
+    assert migrations.check(engine, models, extra_versions=[versions]) == []
+    # the release's own models (without the column) now differ: db check says so
+    assert "unexpected column mkt_opt_out.channel" in migrations.check(engine)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_check_lists_what_differs_and_upgrade_is_idempotent(url):
+    engine = db.make_engine(url)
+    assert migrations.upgrade(engine) == migrations.head()
+    assert migrations.upgrade(engine) == migrations.head()           # twice: nothing to do
+    assert migrations.check(engine) == []
+    with engine.begin() as c:
+        c.exec_driver_sql("drop index ix_sms_outbox_msisdn")
+        c.exec_driver_sql("alter table mkt_cycle_stage add column extra_note varchar(10)")
+    problems = migrations.check(engine)
+    assert "missing index ix_sms_outbox_msisdn on sms_outbox" in problems
+    assert "unexpected column mkt_cycle_stage.extra_note" in problems
+    out = _cli("db", "check", "--marketing", url)
+    assert out.returncode == 1 and "ix_sms_outbox_msisdn" in out.stdout
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_only_parts_are_in_the_baseline(pg_database_factory):
+    """Partitioning, fillfactor and partial indexes: there on a fresh database, and check sees them go."""
+    engine = db.make_engine(pg_database_factory("qz_migpg"))
+    migrations.upgrade(engine)
+    with engine.connect() as c:
+        parted = set(c.execute(sa.text("select c.relname from pg_partitioned_table p join pg_class c "
+                                       "on c.oid = p.partrelid")).scalars())
+        assert {"mkt_segment_snapshot", "mkt_target"} <= parted
+        opts = dict(c.execute(sa.text("select relname, reloptions from pg_class where relname in "
+                                      "('mkt_contact', 'sms_part')")).all())
+        assert all(o == ["fillfactor=70"] for o in opts.values()) and len(opts) == 2
+        assert " WHERE " in c.execute(sa.text("select indexdef from pg_indexes where indexname = "
+                                              "'ix_sms_inbound_pending'")).scalar()
+    with engine.begin() as c:
+        c.exec_driver_sql("drop table mkt_target")
+        c.exec_driver_sql("create table mkt_target (like mkt_segment_snapshot)")   # unpartitioned stand-in
+    assert any("mkt_target: not partitioned" in p for p in migrations.check(engine))
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_models_match_the_head_revision(url):
+    """A model changed without a revision fails here (docs/migrations.md "Writing a revision")."""
+    engine = db.make_engine(url)
+    migrations.upgrade(engine)
+    assert migrations.check(engine) == []
+    engine.dispose()
