@@ -39,7 +39,8 @@ def mask_numbers(text: str) -> str:
 
 @dataclass(frozen=True)
 class Alert:
-    """What went wrong, where, and where to look. ``kind``: task_failed | deadline_missed | stage_late."""
+    """What went wrong, where, and where to look. ``kind``: task_failed | deadline_missed | stage_late |
+    campaign_held (validation held back a campaign's rows; the rest of the cycle went on)."""
 
     kind: str
     summary: str
