@@ -355,7 +355,8 @@ def test_a_held_campaign_is_not_published_and_the_others_are(mk, tmp_path):
         counts = publish.publish_county(mk.engine, D, county, LIBRARY, queue_sms=False)
         held[county] = counts["held"]
     with mk.engine.connect() as conn:
-        published = dict(conn.execute(sa.text("select campaign_code, count(*) from mkt_contact group by campaign_code")).all())
+        published = dict(conn.execute(sa.text(
+            "select campaign_code, count(*) from mkt_contact group by campaign_code")).tuples().all())
         reason = conn.execute(sa.text("select reason from mkt_target_hold where campaign_code = :c"), {"c": A}).scalar()
     assert published == {B: N_B}            # B went on; nobody of A was contacted, control or not
     assert sum(held.values()) == N_A        # A's rows are counted as held, not as waiting
