@@ -8,7 +8,8 @@
   purpose being 'control' or 'variant'. Deterministic, so a re-run never reshuffles; independent
   between campaigns, months and the two purposes, so being in one campaign's control group says
   nothing about another's (contact-policy.md). control: draw < control_bp; variant: the first
-  cumulative cut above the draw. qz_outbound/targeting.py:assignment_draw is the same in Python.
+  cumulative cut above the draw (a single variant needs no draw). qz_outbound/targeting.py:
+  assignment_draw is the same in Python.
 
   Context: campaigns (active ones, with control_bp, variant_cuts), assignment_month ('YYYY-MM'),
   policy, call_rule, n_slices. Bind parameters: d, window_start, month_start, recent_since,
@@ -159,7 +160,7 @@ select
     case when control_draw < case campaign_code{% for k in campaigns %} when '{{ k.code }}' then {{ k.control_bp }}{% endfor %} else 0 end
         then 1 else 0 end as is_control,
     {% if campaigns | selectattr('variant_cuts') | list %}case{% for k in campaigns if k.variant_cuts %}
-        when campaign_code = '{{ k.code }}' then case{% for label, cut in k.variant_cuts %} when variant_draw < {{ cut }} then '{{ label }}'{% endfor %} end{% endfor %}
+        when campaign_code = '{{ k.code }}' then {% if k.variant_cuts | length == 1 %}'{{ k.variant_cuts[0][0] }}'{% else %}case{% for label, cut in k.variant_cuts %} when variant_draw < {{ cut }} then '{{ label }}'{% endfor %} end{% endif %}{% endfor %}
     end{% else %}null{% endif %} as variant,
     call_eligible,
     sms_allowed
