@@ -11,7 +11,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | stage_extracts | copies DND, recent complaints, holdings and bundle end dates from the data mart | `include/sql/stage_*.sql` |
 | build_target_list | targeting + arbitration: one offer per customer, contact policy, control groups, A/B variants | `include/sql/target_list.sql` |
 | coverage_report | share of contactable customers with an offer, per county and type | `coverage.csv` |
-| validate_target_list | Great Expectations audit of the list; a failure stops every county (nothing is published) | `target_validation.html` |
+| validate_target_list | Great Expectations audit of the list; a check about the whole list stops every county (nothing is published), a check about one campaign holds back that campaign only (`mkt_target_hold`, HQ alerted) | `target_validation.html` |
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
 | call_list (one per county) | the county's call list (外呼清单) in calling order, call scripts rendered, CSV (UTF-8 with BOM) and XLSX | `var/output/call_lists/<date>/<county>/` |
 | data_retention | deletes call lists beyond `keep_cycles`, portal uploads after `upload_keep_days`, processed `sms_inbound` rows after `inbound_keep_days` | `qz_outbound/retention.py` |
@@ -125,16 +125,27 @@ def outbound_daily():
         return {"csv": str(path)}
 
     @task(retries=0, pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
-    def validate_target_list(targets: dict) -> list[str]:
-        """Write–audit–publish: the list is checked before any county gets it. On failure the task
-        fails with a readable summary and no county is published (the whole cycle stops)."""
+    def validate_target_list(targets: dict, dag_run=None, ti=None) -> list[str]:
+        """Write–audit–publish: the list is checked before any county gets it. A failed check about the
+        whole list fails the task with a readable summary and no county is published (the whole cycle
+        stops); a failed check about one campaign holds back that campaign's rows (mkt_target_hold),
+        alerts HQ, and the other campaigns are published."""
+        from qz_alerts import notify
         from qz_db_hook import MARKETING_DB, engine_for
 
         from qz_outbound import campaigns, counties, validation
+        from qz_outbound.alerts import Alert
 
         report = validation.audit_target_list(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]),
                                               campaigns.load_library())
-        validation.require_valid(report)
+        validation.require_valid(report)   # raises (and the failure callback alerts) on a whole-list check
+        if report.held:
+            notify(Alert(kind="campaign_held",
+                         summary=f"outbound_daily {targets['cycle_date']}: campaigns held back by validation: "
+                                 + ", ".join(sorted(report.held)),
+                         dag_id="outbound_daily", run_id=getattr(dag_run, "run_id", None),
+                         task_id="validate_target_list", logical_date=targets["cycle_date"],
+                         detail=report.summary(), url=getattr(ti, "log_url", None)))
         return list(counties.county_names())
 
     @task(outlets=[CONTACTS], map_index_template="{{ county_label }}", pool="marketing_db",

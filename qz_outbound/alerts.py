@@ -41,7 +41,8 @@ def mask_numbers(text: str) -> str:
 class Alert:
     """What went wrong, where, and where to look.
 
-    ``kind``: task_failed | deadline_missed | stage_late | sms_in_doubt."""
+    ``kind``: task_failed | deadline_missed | stage_late | sms_in_doubt | campaign_held (validation
+    held back a campaign's rows; the rest of the cycle went on)."""
 
     kind: str
     summary: str

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import logging
 import time
@@ -39,6 +40,15 @@ SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 
 # ---------------------------------------------------------------- engines
 
+def hash32(text: str | None) -> int | None:
+    """The first 32 bits of md5(text) as a non-negative integer: the dialect macro ``hash32``
+    (``include/sql/dialect/``) in Python. PostgreSQL computes it with its own md5; on SQLite it is
+    this function, registered as ``qz_hash32`` on every connection :func:`make_engine` opens."""
+    if text is None:
+        return None
+    return int(hashlib.md5(str(text).encode("utf-8"), usedforsecurity=False).hexdigest()[:8], 16)
+
+
 def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
     """An engine for an SQLAlchemy URL, tuned per dialect."""
     url = sa.make_url(url)
@@ -57,6 +67,8 @@ def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
             cur.execute("pragma temp_store=memory")
             cur.execute("pragma cache_size=-262144")     # 256 MB page cache for set work
             cur.close()
+            # the control-group / A/B assignment hash (target_list.sql), same as PostgreSQL's md5
+            dbapi_conn.create_function("qz_hash32", 1, hash32, deterministic=True)
     if engine.dialect.name not in SUPPORTED_DIALECTS:
         raise ValueError(f"unsupported database {engine.dialect.name!r}; use one of {SUPPORTED_DIALECTS}")
     return engine

@@ -58,12 +58,15 @@ def contact_counts(marketing: Engine, cycle_date: dt.date, county_code: str) -> 
             "and channel in ('sms', 'call', 'control') group by channel"),
             {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date,
              "c": county_code}).all()
-        targets = conn.execute(sa.text(
-            "select count(*) from mkt_target where cycle_date = :d and county_code = :c"),
+        targets, held = conn.execute(sa.text(
+            "select count(*), sum(case when exists (select 1 from mkt_target_hold as h where h.cycle_date = "
+            "t.cycle_date and h.campaign_code = t.campaign_code) then 1 else 0 end) "
+            "from mkt_target as t where t.cycle_date = :d and t.county_code = :c"),
             {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date,
-             "c": county_code}).scalar()
+             "c": county_code}).one()
     counts = {"sms": 0, "call": 0, "control": 0, **{ch: n for ch, n in rows}}
-    counts["waiting"] = targets - sum(counts[k] for k in ("sms", "call", "control"))
+    counts["held"] = int(held or 0)   # campaigns validation held back (mkt_target_hold)
+    counts["waiting"] = targets - counts["held"] - sum(counts[k] for k in ("sms", "call", "control"))
     return counts
 
 

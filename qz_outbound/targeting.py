@@ -8,7 +8,8 @@ Steps, all set work inside the databases:
 2. :func:`build_target_list` runs ``include/sql/target_list.sql``: every active
    campaign selects its customers, the contact policy removes who may not be
    contacted, each customer keeps the best-priority offer, and the control
-   group and A/B variant are decided by a deterministic hash;
+   group and A/B variant are decided by a deterministic hash of customer,
+   campaign and month (:func:`assignment_draw`), independent between campaigns;
 3. :func:`coverage` reports the share of contactable customers with an offer,
    per county and stability type.
 
@@ -19,7 +20,6 @@ The rules of the contact policy live in one place: ``include/sql/_contactable.sq
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -119,16 +119,28 @@ class CampaignSql:
     target: object
     allows_call: bool
     allows_sms: bool
-    salt: int
     control_bp: int
     variant_cuts: list[tuple[str, int]]
     rule_sql: str | None
 
 
-def salt(code: str, cycle_date: dt.date) -> int:
-    """Per campaign and month: the same customer gets the same control/variant all month."""
-    digest = hashlib.sha256(f"{code}:{cycle_date:%Y-%m}".encode()).hexdigest()
-    return int(digest[:8], 16) % 2147483647
+ASSIGNMENT_PURPOSES = ("control", "variant")
+
+
+def assignment_draw(msisdn: str, campaign_code: str, cycle_date: dt.date, purpose: str) -> int:
+    """The draw in 0..9999 that decides a customer's control group (``purpose="control"``: held out
+    when the draw is below the campaign's share in basis points) or A/B variant (``"variant"``: the
+    first cumulative cut above it) in a campaign for the month of ``cycle_date``.
+
+    The first 32 bits of md5 over ``msisdn|campaign|YYYY-MM|purpose``: the same all month (a re-run
+    never reshuffles), and independent between campaigns, months and purposes, so one campaign's
+    control group says nothing about another's. ``target_list.sql`` computes the same in the
+    database (``d.hash32``; on SQLite the function :func:`qz_outbound.db.hash32` registered on every
+    connection); the tests hold both to this definition.
+    """
+    if purpose not in ASSIGNMENT_PURPOSES:
+        raise ValueError(f"purpose must be one of {ASSIGNMENT_PURPOSES}, not {purpose!r}")
+    return db.hash32(f"{msisdn}|{campaign_code}|{cycle_date:%Y-%m}|{purpose}") % 10000
 
 
 def variant_cuts(campaign: Campaign) -> list[tuple[str, int]]:
@@ -155,7 +167,7 @@ def _campaign_sql(c: Campaign, cycle_date: dt.date) -> CampaignSql:
     return CampaignSql(
         # the name only labels the SQL's line comment: a line break in it would end the comment
         code=c.code, name=" ".join(c.name.split()), product_code=c.product_code, priority=c.priority, target=c.target,
-        allows_call="call" in c.channels, allows_sms="sms" in c.channels, salt=salt(c.code, cycle_date),
+        allows_call="call" in c.channels, allows_sms="sms" in c.channels,
         control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule)
 
 
@@ -194,7 +206,8 @@ def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
             params[f"expiry_{days}"] = (cycle_date + dt.timedelta(days=days)).isoformat()
     n = db.land_query(marketing, marketing, "target_list.sql", params, "mkt_target", TARGET_COLUMNS,
                       cycle_date=cycle_date, slices=slices,
-                      context={"campaigns": active, "policy": policy, "call_rule": channels.call_rule})
+                      context={"campaigns": active, "policy": policy, "call_rule": channels.call_rule,
+                               "assignment_month": f"{cycle_date:%Y-%m}"})
     record_stage(marketing, cycle_date, "target", n, time.monotonic() - started,
                  detail=f"{len(active)} campaigns")
     return n

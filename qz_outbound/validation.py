@@ -2,10 +2,16 @@
 
 Targeting writes the list into ``mkt_target``; :func:`audit_target_list` checks it
 with Great Expectations 1.x; only a list that passes is published to the
-counties. The DAG task calls :func:`require_valid`, which raises
-:class:`TargetListInvalid` with a readable summary when a check failed, so
-Airflow shows a failed task and no county is published: a defect of the
-extract stops the whole cycle (docs/validation.md says why).
+counties. Each check has a scope (docs/validation.md says why):
+
+* a check about the whole list (number format, one row per customer, counties,
+  excluded customers, the cycle's volume) stops the whole cycle: the DAG task
+  calls :func:`require_valid`, which raises :class:`TargetListInvalid` with a
+  readable summary, and no county is published;
+* a check about one campaign (its control-group share, a campaign not run on
+  the day) holds back that campaign's rows only: they are recorded in
+  ``mkt_target_hold`` with the reason, publishing leaves them out, HQ is
+  alerted, and the other campaigns go on.
 
 The checks, all GX expectations:
 
@@ -13,8 +19,9 @@ The checks, all GX expectations:
   joins in the database, so only five columns travel): number format, one row
   per customer, known county, the county of the cycle's snapshot, campaign run
   on the day, no excluded customer (one expectation per reason: do-not-disturb,
-  complaint, opt-out, cancelled or unknown, product already held), volume
-  within a band of recent cycles (``config/validation.yaml``);
+  complaint, opt-out, cancelled or unknown, product already held);
+* over the cycle's base: the customers segmented for the cycle within a band of
+  recent cycles (``config/validation.yaml``);
 * over the per-campaign counts: the control-group share within tolerance.
 
 The result is kept per cycle under ``reports/<date>/``: a page in Chinese for HQ
@@ -69,9 +76,11 @@ CHECK_TITLES = {
     "county_matches_snapshot": ("county as in the cycle's snapshot", "区县与快照一致"),
     "active_campaign": ("campaign run on the day", "活动当日执行"),
     "no_excluded_customer": ("no customer the contact policy excludes", "不得联系的客户"),
-    "volume": ("volume within the band of recent cycles", "清单规模"),
+    "volume": ("customers segmented within the band of recent cycles", "客户基数"),
     "control_share": ("control-group share within tolerance", "对照组比例"),
 }
+# checks about one campaign: a failure holds back that campaign's rows, the others go on
+CAMPAIGN_CHECKS = frozenset({"control_share", "active_campaign"})
 REASON_NAMES = {  # excluded_reason -> Chinese, for HQ's page
     "dnd": "免打扰", "complaint": "近期营销投诉", "opt_out": "已退订",
     "cancelled_or_unknown": "已销户或不在本周期快照", "holds_product": "已订购所推荐产品",
@@ -122,6 +131,12 @@ class CheckResult:
     expected: str              # what is expected, in Chinese (for HQ's page)
     observed: str              # what was found, in Chinese
     breakdown: dict[str, int] = field(default_factory=dict)  # rows at fault per county, campaign or reason
+    campaigns: tuple[str, ...] = ()   # a failed check about campaigns: those it holds back
+
+    @property
+    def scope(self) -> str:
+        """"campaign" (a failure holds back the campaigns at fault) or "list" (it stops the cycle)."""
+        return "campaign" if self.check.split(":")[0] in CAMPAIGN_CHECKS else "list"
 
 
 @dataclass
@@ -133,6 +148,17 @@ class ValidationReport:
     checks: list[CheckResult]
     html_path: Path
     json_path: Path
+    held: dict[str, int] = field(default_factory=dict)   # campaign held back -> its rows in the list
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        """Failed checks about the whole list: any of them stops the cycle."""
+        return [c for c in self.failed if c.scope == "list"]
+
+    @property
+    def publishable(self) -> bool:
+        """True when the list may be published (campaigns in ``held`` left out)."""
+        return not self.blocking
 
     def summary(self) -> str:
         """The readable summary: a headline, then one line per failed check."""
@@ -140,16 +166,24 @@ class ValidationReport:
         if self.success:
             return (f"target list of {day} passed validation: {len(self.checks)} checks, "
                     f"{self.checked_rows:,} rows / {day} 目标清单校验通过（{len(self.checks)} 项，{self.checked_rows:,} 行）")
-        lines = [f"target list of {day} failed {len(self.failed)} of {len(self.checks)} checks "
-                 f"({self.checked_rows:,} rows); nothing is published for any county / "
-                 f"{day} 目标清单校验未通过（{len(self.checks)} 项中 {len(self.failed)} 项），本周期所有区县均不发布"]
+        held = ", ".join(f"{code} ({n:,} rows)" for code, n in sorted(self.held.items()))
+        held_zh = "、".join(sorted(self.held))
+        if self.publishable:
+            lines = [f"target list of {day} failed {len(self.failed)} of {len(self.checks)} checks "
+                     f"({self.checked_rows:,} rows), each about one campaign: held back {held}; "
+                     f"the other campaigns are published / {day} 目标清单校验 {len(self.checks)} 项中 "
+                     f"{len(self.failed)} 项未通过（均为单个活动的问题）：暂不发布活动 {held_zh}，其余活动照常发布"]
+        else:
+            lines = [f"target list of {day} failed {len(self.failed)} of {len(self.checks)} checks "
+                     f"({self.checked_rows:,} rows); nothing is published for any county / "
+                     f"{day} 目标清单校验未通过（{len(self.checks)} 项中 {len(self.failed)} 项），本周期所有区县均不发布"]
         lines += [f"  - {c.summary}" for c in self.failed]
         lines.append(f"  details / 详情: {self.html_path}")
         return "\n".join(lines)
 
 
 class TargetListInvalid(Exception):
-    """The cycle's target list failed validation; the message is the readable summary."""
+    """A check about the whole target list failed; the message is the readable summary."""
 
     def __init__(self, report: ValidationReport):
         self.report = report
@@ -157,8 +191,10 @@ class TargetListInvalid(Exception):
 
 
 def require_valid(report: ValidationReport) -> None:
-    """Raise :class:`TargetListInvalid` unless the list passed (the DAG task's gate)."""
-    if not report.success:
+    """Raise :class:`TargetListInvalid` when a check about the whole list failed (the DAG task's
+    gate). Failed checks about one campaign do not raise: their campaigns are held back
+    (``report.held``, ``mkt_target_hold``) and the rest of the list is published."""
+    if not report.publishable:
         raise TargetListInvalid(report)
 
 
@@ -166,10 +202,15 @@ def require_valid(report: ValidationReport) -> None:
 
 @dataclass(frozen=True)
 class Volume:
-    history: list[tuple[dt.date, int]]   # previous cycles' target counts, newest first
+    """The cycle's base: customers segmented (the snapshot), against previous cycles'. The list's own
+    size is not compared: the frequency rules make it swing (every customer offered on one day is
+    capped for the next week and off the same campaign for 30 days), the base does not."""
+
+    history: list[tuple[dt.date, int]]   # previous cycles' customers segmented, newest first
     median: float | None                  # None: too few previous cycles for a band
     min_rows: int
     max_rows: int | None
+    observed: int = 0                     # the cycle's customers segmented
 
 
 @dataclass(frozen=True)
@@ -190,17 +231,22 @@ class ControlRow:
 
 
 def volume_band(marketing: Engine, cycle_date: dt.date, settings: VolumeBand) -> Volume:
-    """The allowed number of targets, from the ``target`` stage of previous cycles."""
+    """The cycle's customers segmented and the band allowed, from the ``segment`` stage of previous
+    cycles (their snapshots may be purged; the stage records stay)."""
     t = schema.mkt_cycle_stage
+    s = schema.mkt_segment_snapshot
     with marketing.connect() as conn:
         rows = conn.execute(sa.select(t.c.cycle_date, t.c.rows)
-                            .where(t.c.stage == "target", t.c.cycle_date < cycle_date)
+                            .where(t.c.stage == "segment", t.c.cycle_date < cycle_date)
                             .order_by(t.c.cycle_date.desc()).limit(settings.history_cycles)).all()
+        observed = int(conn.execute(sa.select(sa.func.count()).select_from(s)
+                                    .where(s.c.cycle_date == cycle_date)).scalar())
     history = [(_as_date(d), int(n)) for d, n in rows]
     median = statistics.median(n for _, n in history) if len(history) >= settings.min_history else None
-    if not median:  # too little history (or only empty cycles): any non-empty list
-        return Volume(history, None, 1, None)
-    return Volume(history, median, max(1, math.ceil(settings.lower * median)), math.floor(settings.upper * median))
+    if not median:  # too little history (or only empty cycles): any non-empty base
+        return Volume(history, None, 1, None, observed)
+    return Volume(history, median, max(1, math.ceil(settings.lower * median)),
+                  math.floor(settings.upper * median), observed)
 
 
 def control_rows(counts: pd.DataFrame, active: dict[str, Campaign], settings: ControlShareTolerance) -> list[ControlRow]:
@@ -353,9 +399,13 @@ def _row_expectations(gxe, counties: list[str], active_codes: list[str], volume:
                                         meta={"check": "active_campaign"}),
         # excluded_reason says why the contact policy forbids the customer (target_audit.sql)
         gxe.ExpectColumnValuesToBeNull(column="excluded_reason", meta={"check": "no_excluded_customer"}),
-        gxe.ExpectTableRowCountToBeBetween(min_value=volume.min_rows, max_value=volume.max_rows,
-                                           meta={"check": "volume"}),
     ]
+
+
+def _base_expectations(gxe, volume: Volume) -> list:
+    """The expectation over the cycle's base (one row: customers segmented)."""
+    return [gxe.ExpectColumnValuesToBeBetween(column="customers", min_value=volume.min_rows,
+                                              max_value=volume.max_rows, meta={"check": "volume"})]
 
 
 def _control_expectations(gxe, rows: list[ControlRow]):
@@ -386,6 +436,7 @@ def run_expectations(rows: pd.DataFrame, control: pd.DataFrame, *, counties: lis
     source = context.data_sources.add_pandas("marketing_db")
     rows_batch = source.add_dataframe_asset("target_rows").add_batch_definition_whole_dataframe("cycle")
     control_batch = source.add_dataframe_asset("campaign_control").add_batch_definition_whole_dataframe("cycle")
+    base_batch = source.add_dataframe_asset("cycle_base").add_batch_definition_whole_dataframe("cycle")
     control = control.assign(control_share=(control["control"] / control["chosen"]).astype(float),
                              campaign_code=control["campaign_code"].astype(str))
 
@@ -393,7 +444,9 @@ def run_expectations(rows: pd.DataFrame, control: pd.DataFrame, *, counties: lis
     # the numbers themselves, which must not reach the result. The summaries' exact breakdowns per
     # county, campaign and reason come from breakdowns().
     runs = [("target_list.rows", _row_expectations(gxe, counties, active_codes, volume),
-             {"result_format": "BASIC", "partial_unexpected_count": 0}, rows_batch, rows)]
+             {"result_format": "BASIC", "partial_unexpected_count": 0}, rows_batch, rows),
+            ("target_list.base", _base_expectations(gxe, volume), {"result_format": "BASIC"}, base_batch,
+             pd.DataFrame({"customers": [volume.observed]}))]
     control_exps = _control_expectations(gxe, control_plan)
     if control_exps:
         runs.append(("target_list.control_share", control_exps,
@@ -483,22 +536,23 @@ def _outcome(res: dict, cycle_date: dt.date, checked_rows: int, volume: Volume, 
         line = (f"{name}: {_n(bad, 'customer')} the contact policy excludes in the list ({_listed(detail)}) / "
                 f"{zh}：清单中有 {bad:,} 位按规定不得联系的客户（{_listed(detail, REASON_NAMES)}）")
     elif name == "volume":
-        observed_rows = result.get("observed_value", checked_rows)
+        observed_rows = volume.observed
         bad = None
         if volume.median is None:
             expected = f"非空（前序周期不足 {settings.volume.min_history} 个，暂不比较规模）"
-            line = (f"{name}: the list is empty (too few previous cycles for a band, so it must only be non-empty) / "
-                    f"{zh}：清单为空")
+            line = (f"{name}: no customer segmented for the cycle (too few previous cycles for a band, so it must "
+                    f"only be non-empty) / {zh}：本周期客户快照为空")
         else:
             k = len(volume.history)
-            expected = (f"{volume.min_rows:,}–{volume.max_rows:,} 行（前 {k} 个周期中位数 {volume.median:,.0f} 的 "
+            expected = (f"{volume.min_rows:,}–{volume.max_rows:,} 人（前 {k} 个周期中位数 {volume.median:,.0f} 的 "
                         f"{settings.volume.lower:g}–{settings.volume.upper:g} 倍）")
-            line = (f"{name}: {observed_rows:,} targets, outside {volume.min_rows:,}–{volume.max_rows:,} "
+            line = (f"{name}: {observed_rows:,} customers segmented, outside {volume.min_rows:,}–{volume.max_rows:,} "
                     f"({settings.volume.lower:g}x–{settings.volume.upper:g}x the median {volume.median:,.0f} of the "
-                    f"previous {k} cycles) / {zh}：{observed_rows:,} 人，超出 {volume.min_rows:,}–{volume.max_rows:,}")
-        observed = f"{observed_rows:,} 行"
+                    f"previous {k} cycles) / {zh}：本周期细分客户 {observed_rows:,} 人，超出 "
+                    f"{volume.min_rows:,}–{volume.max_rows:,}")
+        observed = f"{observed_rows:,} 人"
         if passed:
-            line = f"{name}: {observed_rows:,} targets / {zh}：{observed_rows:,} 人"
+            line = f"{name}: {observed_rows:,} customers segmented / {zh}：{observed_rows:,} 人"
         return CheckResult(name, passed, _redact(line), bad, kind, expected, observed)
     else:  # control_share:<campaign>
         r = control_plan[name.split(":", 1)[1]]
@@ -509,13 +563,15 @@ def _outcome(res: dict, cycle_date: dt.date, checked_rows: int, volume: Volume, 
                 f"{r.observed:.1%}，应为 {r.configured:.1%} ± {r.tolerance:.1%}")
         if passed:
             line = f"{name}: {r.observed:.1%} control, configured {r.configured:.1%} / {zh}：{r.observed:.1%}"
-        return CheckResult(name, passed, _redact(line), None, kind, expected, observed)
+        return CheckResult(name, passed, _redact(line), None, kind, expected, observed,
+                           campaigns=() if passed else (r.campaign_code,))
     observed = f"{bad:,} 行不符" if bad else "全部符合"
     if detail:
         observed += "（" + _listed(detail, REASON_NAMES) + "）"
     if passed:
         line = f"{name}: all {total:,} rows pass / {zh}：{total:,} 行全部符合"
-    return CheckResult(name, passed, _redact(line), bad, kind, expected, observed, detail)
+    held = tuple(sorted(detail)) if name == "active_campaign" else ()
+    return CheckResult(name, passed, _redact(line), bad, kind, expected, observed, detail, held)
 
 
 # ---------------------------------------------------------------- the audit
@@ -552,18 +608,24 @@ def audit_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
     order = {name: i for i, name in enumerate(CHECK_TITLES)}
     checks.sort(key=lambda c: (order[c.check.split(":")[0]], c.check))
     failed = [c for c in checks if not c.passed]
+    chosen = {str(r.campaign_code): int(r.chosen) for r in counts.itertuples(index=False)}
+    held = {code: chosen.get(code, 0) for c in failed if c.scope == "campaign" for code in c.campaigns}
 
     folder = (out_dir or output_dir()) / "reports" / cycle_date.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     report = ValidationReport(cycle_date, not failed, checked_rows, failed, checks,
-                              folder / "target_validation.html", folder / "target_validation.json")
+                              folder / "target_validation.html", folder / "target_validation.json", held)
+    record_holds(marketing, report)
     document = {
         "cycle_date": cycle_date.isoformat(),
         "success": report.success,
         "checked_rows": checked_rows,
-        "checks": [asdict(c) for c in checks],
-        "volume": {"history": [{"cycle_date": d.isoformat(), "rows": n} for d, n in volume.history],
-                   "median": volume.median, "min_rows": volume.min_rows, "max_rows": volume.max_rows},
+        "publishable": report.publishable,
+        "held_campaigns": report.held,
+        "checks": [dict(asdict(c), scope=c.scope) for c in checks],
+        "volume": {"history": [{"cycle_date": d.isoformat(), "customers": n} for d, n in volume.history],
+                   "customers": volume.observed, "median": volume.median, "min_rows": volume.min_rows,
+                   "max_rows": volume.max_rows},
         "control_share": [dict(asdict(r), observed=r.observed) for r in plan],
         "gx_results": gx_results,
     }
@@ -573,10 +635,39 @@ def audit_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
 
     seconds = time.monotonic() - started
     record_stage(marketing, cycle_date, "validate", checked_rows, seconds,
-                 detail="passed" if report.success else "failed: " + ", ".join(c.check for c in failed))
+                 detail="passed" if report.success else
+                 ("held: " if report.publishable else "failed: ") + ", ".join(c.check for c in failed))
     log.info("target list %s: %s rows, %s of %s checks failed (read %.1fs, total %.1fs)", cycle_date,
              checked_rows, len(failed), len(checks), read_seconds, seconds)
     return report
+
+
+def record_holds(marketing: Engine, report: ValidationReport) -> None:
+    """Replace the cycle's rows of ``mkt_target_hold`` with the campaigns this audit holds back and
+    why (the failed checks' summaries: codes and counts only). ``publish_county.sql`` leaves them out."""
+    t = schema.mkt_target_hold
+    reasons: dict[str, list[str]] = {}
+    for c in report.failed:
+        for code in c.campaigns:
+            reasons.setdefault(code, []).append(c.summary)
+    now = clock.now()
+    with marketing.begin() as conn:
+        conn.execute(t.delete().where(t.c.cycle_date == report.cycle_date))
+        if report.held:
+            conn.execute(t.insert(), [{"cycle_date": report.cycle_date, "campaign_code": code, "rows": n,
+                                       "reason": _redact("\n".join(reasons.get(code, []))), "held_at": now}
+                                      for code, n in sorted(report.held.items())])
+    if report.held:
+        log.warning("target list %s: campaigns held back by validation: %s", report.cycle_date,
+                    ", ".join(f"{k} ({n} rows)" for k, n in sorted(report.held.items())))
+
+
+def held_campaigns(marketing: Engine, cycle_date: dt.date) -> dict[str, int]:
+    """The campaigns validation held back for the cycle, with their rows in the list."""
+    t = schema.mkt_target_hold
+    with marketing.connect() as conn:
+        return {code: int(n) for code, n in conn.execute(
+            sa.select(t.c.campaign_code, t.c.rows).where(t.c.cycle_date == cycle_date))}
 
 
 def _render_html(report: ValidationReport, volume: Volume, plan: list[ControlRow], settings: ValidationConfig) -> str:
@@ -605,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     url = args.marketing if "://" in args.marketing else f"sqlite:///{os.path.abspath(args.marketing)}"
     report = audit_target_list(db.make_engine(url), args.date, load_library())
     print(report.summary())
-    return 0 if report.success else 1
+    return 0 if report.success else (2 if report.publishable else 1)
 
 
 if __name__ == "__main__":

@@ -166,11 +166,17 @@ def test_at_most_one_contact_per_7_days(mart):
     assert six not in mart.offers() and seven in mart.offers()
 
 
-def test_control_group_is_not_a_contact_for_the_frequency_rules(mart):
-    held_out = mart.customer()
-    mart.past_contact(held_out, days_ago=2, channel="control", campaign_code="1141-009")
+def test_control_group_counts_as_a_contact_for_the_frequency_rules(mart):
+    # contact-policy.md: a held-out customer counts as contacted, so both arms meet the same later marketing
+    recent, week, monthly = mart.customer(), mart.customer(), mart.customer()
+    mart.past_contact(recent, days_ago=2, channel="control", campaign_code="1141-009")
+    mart.past_contact(week, days_ago=7, channel="control", campaign_code="1141-009")
+    for days, channel in ((8, "sms"), (16, "control"), (19, "call"), (21, "control")):   # 15, 7, 4, 2 November
+        mart.past_contact(monthly, days_ago=days, campaign_code=f"1141-1{days:02d}", channel=channel)
     mart.run(LIB)
-    assert held_out in mart.offers()
+    offers = mart.offers()
+    assert recent not in offers and monthly not in offers
+    assert week in offers
 
 
 def test_at_most_4_contacts_per_calendar_month(mart):

@@ -104,8 +104,9 @@ class Marketing:
                 "segment_code": "1-P05V05D05T05", "is_control": is_control, "variant": "A",
                 "call_eligible": 0, "sms_allowed": 1}
 
-    def history(self, day: dt.date, rows: int) -> None:
-        record_stage(self.engine, day, "target", rows, 30.0)
+    def history(self, day: dt.date, customers: int) -> None:
+        """A previous cycle that segmented this many customers (the volume check's history)."""
+        record_stage(self.engine, day, "segment", customers, 30.0)
 
     def execute(self, sql: str, **params) -> int:
         with self.engine.begin() as conn:
@@ -183,7 +184,8 @@ def test_clean_list_passes_and_the_result_is_kept(mk, tmp_path):
     assert "校验通过" in page and "号码格式" in page and A in page
     doc = json.loads(report.json_path.read_text(encoding="utf-8"))
     assert doc["success"] is True and doc["checked_rows"] == N_A + N_B
-    assert [r["suite_name"] for r in doc["gx_results"]] == ["target_list.rows", "target_list.control_share"]
+    assert [r["suite_name"] for r in doc["gx_results"]] == ["target_list.rows", "target_list.base",
+                                                          "target_list.control_share"]
     assert all(r["success"] for r in doc["gx_results"])
     validation.require_valid(report)   # no exception
     with mk.engine.connect() as conn:
@@ -246,6 +248,12 @@ def test_campaign_not_run_on_the_day(mk, tmp_path):
     assert report.failed[0].unexpected == 6
     assert report.failed[0].breakdown == {PAUSED: 3, EXPIRED: 2, NOT_IN_LIBRARY: 1}
     assert f"{PAUSED} 3, {EXPIRED} 2, {NOT_IN_LIBRARY} 1" in report.failed[0].summary
+    # a check about campaigns: those campaigns are held back, the rest of the list goes on
+    assert report.failed[0].scope == "campaign" and report.publishable
+    assert report.held == {PAUSED: 3, EXPIRED: 2, NOT_IN_LIBRARY: 1}
+    validation.require_valid(report)   # no exception
+    assert validation.held_campaigns(mk.engine, D) == report.held
+    assert "held back" in report.summary() and "其余活动照常发布" in report.summary()
 
 
 @pytest.mark.parametrize("reason", ["dnd", "complaint"])
@@ -295,19 +303,23 @@ def test_product_already_held(mk, tmp_path):
     assert report.failed[0].unexpected == 1 and report.checked_rows == N_A + N_B
 
 
-def test_empty_list_fails_on_volume(mk, tmp_path):
+def test_empty_list_of_a_whole_base_passes(mk, tmp_path):
+    # everyone offered recently is held by the frequency rules: an empty list is the policy, not a defect
     mk.execute("delete from mkt_target")
     report = mk.audit(tmp_path)
-    assert failed(report) == {"volume"}
+    assert report.success, report.summary()
     assert report.checked_rows == 0
 
 
-def test_ten_times_the_median_fails_on_volume(mk, tmp_path):
+def test_ten_times_the_median_base_fails_on_volume(mk, tmp_path):
     for k in range(1, 8):
-        mk.history(D - dt.timedelta(days=k), (N_A + N_B) // 10)
+        mk.history(D - dt.timedelta(days=k), (N_A + N_B + 20) // 10)
     report = mk.audit(tmp_path)
     assert failed(report) == {"volume"}
-    assert "15–60" in report.failed[0].summary   # 0.5x-2x of the median 30
+    assert "16–64" in report.failed[0].summary   # 0.5x-2x of the median 32; 320 segmented
+    assert report.failed[0].scope == "list" and not report.publishable
+    with pytest.raises(validation.TargetListInvalid):
+        validation.require_valid(report)
 
 
 def test_volume_band_needs_three_previous_cycles(mk, tmp_path):
@@ -317,7 +329,8 @@ def test_volume_band_needs_three_previous_cycles(mk, tmp_path):
     mk.history(D - dt.timedelta(days=2), 30)
     assert mk.audit(tmp_path).success           # 10x, but two cycles are no band yet
     mk.execute("delete from mkt_target")
-    assert failed(mk.audit(tmp_path)) == {"volume"}   # still, never an empty list
+    mk.execute("delete from mkt_segment_snapshot")
+    assert "volume" in failed(mk.audit(tmp_path))   # still, never an empty snapshot
 
 
 def test_control_share_off(mk, tmp_path):
@@ -327,6 +340,30 @@ def test_control_share_off(mk, tmp_path):
     report = mk.audit(tmp_path)
     assert failed(report) == {f"control_share:{A}"}
     assert "35.8%" in report.failed[0].summary   # 93 of 260
+    assert report.publishable and report.held == {A: N_A}
+
+
+def test_a_held_campaign_is_not_published_and_the_others_are(mk, tmp_path):
+    from qz_outbound import publish
+
+    extra = [m for i, m in enumerate(mk.targets[:N_A]) if i % 20 != 0][:80]
+    mk.execute(f"update mkt_target set is_control = 1 where msisdn in ({', '.join(repr(m) for m in extra)})")
+    report = mk.audit(tmp_path)
+    validation.require_valid(report)
+    held = {}
+    for county in COUNTIES:
+        counts = publish.publish_county(mk.engine, D, county, LIBRARY, queue_sms=False)
+        held[county] = counts["held"]
+    with mk.engine.connect() as conn:
+        published = dict(conn.execute(sa.text(
+            "select campaign_code, count(*) from mkt_contact group by campaign_code")).tuples().all())
+        reason = conn.execute(sa.text("select reason from mkt_target_hold where campaign_code = :c"), {"c": A}).scalar()
+    assert published == {B: N_B}            # B went on; nobody of A was contacted, control or not
+    assert sum(held.values()) == N_A        # A's rows are counted as held, not as waiting
+    assert "control_share" in reason and "35.8%" in reason
+    # the audit re-run after a fix replaces the hold
+    mk.execute(f"update mkt_target set is_control = 0 where msisdn in ({', '.join(repr(m) for m in extra)})")
+    assert mk.audit(tmp_path).success and validation.held_campaigns(mk.engine, D) == {}
 
 
 def test_small_campaign_is_not_checked_for_control_share(mk, tmp_path):

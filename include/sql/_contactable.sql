@@ -2,8 +2,10 @@
     target list and the coverage report. Hard rules (never configurable): the data mart's
     do-not-disturb list and recent marketing complaints (stg_exclusion), opt-outs through this
     system (mkt_opt_out), cancelled subscribers (not in the snapshot; checked again here).
-    Frequency rules (config/contact_policy.yaml): real contacts (sms, call, agent; not control,
-    not ones that never left) in the rolling window and in the calendar month.
+    Frequency rules (config/contact_policy.yaml): contacts in the rolling window and in the
+    calendar month: sms, call, agent, and control — a held-out customer counts as contacted, so
+    both arms of a campaign meet the same later marketing (contact-policy.md); not ones that
+    never left (skipped, failed, cancelled).
     Bind parameters: d, window_start, month_start, recent_since.
     Users left-join `excluded_customers` and `recent_contacts` by msisdn. -#}
 {% macro recent_contacts(d) -%}
@@ -14,7 +16,7 @@
     from mkt_contact
     where cycle_date >= {{ d.date_param('recent_since') }}
       and cycle_date < {{ d.date_param('d') }}
-      and channel in ('sms', 'call', 'agent')
+      and channel in ('sms', 'call', 'agent', 'control')
       and status not in ('skipped', 'failed', 'cancelled')
     group by msisdn
 {%- endmacro %}

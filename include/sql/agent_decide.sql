@@ -180,6 +180,10 @@ judged as (
             -- the shared definition of who may never be contacted, whatever it grows to
             when {{ c.hard_excluded('e', 'ex') }} then 'excluded'
             when o.is_control = 1 then 'control_group'
+            when exists (   -- validation held the campaign back for the cycle: none of its offers go out
+                select 1 from mkt_target_hold as hold
+                where hold.cycle_date = {{ d.date_param('d') }}
+                  and hold.campaign_code = o.campaign_code) then 'campaign_held'
             when o.campaign_code is null then 'no_offer'
             when o.agent_enabled = 0 then 'offer_not_agent'
             when {{ c.capped(policy, 'rc') }} then 'capped'

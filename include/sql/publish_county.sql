@@ -1,7 +1,9 @@
 {#- Publish one county's share of the validated target list into the contact history:
     control customers are recorded and not contacted; call-eligible customers are phoned in
     priority order up to the county's daily call capacity; the rest go by SMS where the campaign
-    allows it, otherwise they wait (no row: a later cycle picks them up).
+    allows it, otherwise they wait (no row: a later cycle picks them up). Campaigns validation held
+    back for the cycle (mkt_target_hold: a check about that campaign failed) are left out: their
+    rows stay in mkt_target with the reason in mkt_target_hold, nobody of them is contacted.
     Idempotent and safe to run twice at once: a customer already recorded for the cycle keeps
     the row they have (unique (cycle_date, msisdn) for daily channels, ON CONFLICT DO NOTHING).
     Bind parameters: d, ymd, county, capacity, now. -#}
@@ -52,6 +54,10 @@ from (
         from mkt_target as t
         where t.cycle_date = {{ d.date_param('d') }}
           and t.county_code = :county
+          and not exists (
+              select 1 from mkt_target_hold as h
+              where h.cycle_date = t.cycle_date
+                and h.campaign_code = t.campaign_code)
     ) as ranked
 ) as split
 where channel is not null

@@ -3,14 +3,17 @@
   not be contacted, and each customer keeps the one offer with the best priority (ties: the
   lower campaign code). Runs in marketing_db over the cycle's snapshot and staged extracts.
 
-  Control group and A/B variant: a deterministic hash of (customer, campaign, month) — two steps
-  of the Park–Miller generator seeded by the number and a per-campaign-month salt — so a re-run
-  never reshuffles. The hash's low 4 digits decide control (share in basis points), the next 4
-  the variant (cumulative shares).
+  Control group and A/B variant, decided for the winning offer only: a draw in 0..9999 from a
+  cryptographic hash (md5, first 32 bits: d.hash32) of 'msisdn|campaign|YYYY-MM|purpose', the
+  purpose being 'control' or 'variant'. Deterministic, so a re-run never reshuffles; independent
+  between campaigns, months and the two purposes, so being in one campaign's control group says
+  nothing about another's (contact-policy.md). control: draw < control_bp; variant: the first
+  cumulative cut above the draw (a single variant needs no draw). qz_outbound/targeting.py:
+  assignment_draw is the same in Python.
 
-  Context: campaigns (active ones, with salt, control_bp, variant_cuts), policy, call_rule,
-  n_slices. Bind parameters: d, window_start, month_start, recent_since, same_campaign_since,
-  refusal_since, d_month, [slice].
+  Context: campaigns (active ones, with control_bp, variant_cuts), assignment_month ('YYYY-MM'),
+  policy, call_rule, n_slices. Bind parameters: d, window_start, month_start, recent_since,
+  same_campaign_since, refusal_since, d_month, [slice].
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
@@ -63,9 +66,7 @@ candidate as (
 {% for k in campaigns %}
     -- {{ k.code }} {{ k.name }}
     select
-        h.*,
-        case when h.hash % 10000 < {{ k.control_bp }} then 1 else 0 end as is_control,
-        {% if k.variant_cuts %}case{% for label, cut in k.variant_cuts %} when (h.hash / 10000) % 10000 < {{ cut }} then '{{ label }}'{% endfor %} end{% else %}null{% endif %} as variant
+        h.*
     from (
         select
             s.msisdn,
@@ -77,8 +78,7 @@ candidate as (
             s.spend_tier,
             s.segment_code,
             {% if k.allows_call %}case when s.spend_tier >= {{ call_rule.min_spend_tier }} and s.stability_type in ({% for t in call_rule.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}) then 1 else 0 end{% else %}0{% endif %} as call_eligible,
-            {{ 1 if k.allows_sms else 0 }} as sms_allowed,
-            ((({{ d.as_bigint('s.msisdn') }} % 2147483629) * 48271 + {{ k.salt }}) % 2147483647) * 48271 % 2147483647 as hash
+            {{ 1 if k.allows_sms else 0 }} as sms_allowed
         from contactable as s
         where s.stability_type in ({% for t in k.target.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
           {{- range('spend_tier', k.target.spend_tier) }}
@@ -136,6 +136,15 @@ ranked as (
         select 1 from blocked_campaign as b
         where b.msisdn = candidate.msisdn
           and b.campaign_code = candidate.campaign_code)
+),
+
+chosen as (
+    select
+        ranked.*,
+        {{ d.hash32("msisdn || '|' || campaign_code || '|" ~ assignment_month ~ "|control'") }} % 10000 as control_draw,
+        {{ d.hash32("msisdn || '|' || campaign_code || '|" ~ assignment_month ~ "|variant'") }} % 10000 as variant_draw
+    from ranked
+    where offer_rank = 1
 )
 
 select
@@ -148,9 +157,11 @@ select
     stability_type,
     spend_tier,
     segment_code,
-    is_control,
-    variant,
+    case when control_draw < case campaign_code{% for k in campaigns %} when '{{ k.code }}' then {{ k.control_bp }}{% endfor %} else 0 end
+        then 1 else 0 end as is_control,
+    {% if campaigns | selectattr('variant_cuts') | list %}case{% for k in campaigns if k.variant_cuts %}
+        when campaign_code = '{{ k.code }}' then {% if k.variant_cuts | length == 1 %}'{{ k.variant_cuts[0][0] }}'{% else %}case{% for label, cut in k.variant_cuts %} when variant_draw < {{ cut }} then '{{ label }}'{% endfor %} end{% endif %}{% endfor %}
+    end{% else %}null{% endif %} as variant,
     call_eligible,
     sms_allowed
-from ranked
-where offer_rank = 1
+from chosen

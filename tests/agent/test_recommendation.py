@@ -7,7 +7,7 @@ import threading
 
 import sqlalchemy as sa
 
-from qz_outbound import clock
+from qz_outbound import clock, schema
 from qz_outbound.agent import recommend
 from qz_outbound.agent.settings import load_agent_config
 from qz_outbound.sms.outbox import mask
@@ -186,3 +186,26 @@ def test_exactly_once_when_runs_overlap(targeted, smsc):
                                      "and state = 'submitted'")).scalar()
     assert parts == len(wire)
 
+
+
+def test_no_recommendation_for_a_campaign_validation_held_back(targeted, smsc):
+    """A campaign held back by the day's validation (mkt_target_hold) is not offered at the shop either."""
+    engine, library = targeted
+    with engine.begin() as conn:
+        conn.exec_driver_sql("delete from recharge_event")
+    buyer, other = offered(engine, "1141-007", 2)
+    shop, = shops(engine, 1)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(schema.mkt_target_hold), [{
+            "cycle_date": DAY, "campaign_code": "1141-007", "rows": 100, "reason": "control_share:1141-007: 35.8%",
+            "held_at": clock.now()}])
+    clock.set_now(dt.datetime(2026, 11, 23, 19, 0))
+    topup(engine, "H1", buyer, shop["agent_id"], dt.datetime(2026, 11, 23, 18, 58))
+    counts = serve_once(engine, library, smsc, agent_config())
+    assert outcomes(engine) == {"H1": ("done", "campaign_held")}
+    assert counts.get("sms_submitted", 0) == 0 and not smsc.handset_messages()
+    with engine.begin() as conn:   # the hold lifted (a passing re-audit): the next top-up is recommended
+        conn.exec_driver_sql("delete from mkt_target_hold")
+    topup(engine, "H2", other, shop["agent_id"], dt.datetime(2026, 11, 23, 18, 59))
+    serve_once(engine, library, smsc, agent_config())
+    assert outcomes(engine)["H2"] == ("done", "recommended")

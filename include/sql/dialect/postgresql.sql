@@ -14,3 +14,5 @@
 {% macro date_of(expr) %}cast({{ expr }} as date){% endmacro %}
 {% macro month_start(expr, n=0) %}cast(date_trunc('month', {{ expr }}) + interval '{{ n }} months' as date){% endmacro %}
 {% macro first_field(expr, sep) %}split_part({{ expr }}, '{{ sep }}', 1){% endmacro %}
+{#- the first 32 bits of md5(expr) as a non-negative integer; sqlite.sql's twin computes the same -#}
+{% macro hash32(expr) %}cast(cast('x' || substr(md5({{ expr }}), 1, 8) as bit(32)) as bigint){% endmacro %}

@@ -15,3 +15,6 @@
 {% macro date_of(expr) %}date({{ expr }}){% endmacro %}
 {% macro month_start(expr, n=0) %}date({{ expr }}, 'start of month', '{{ '%+d'|format(n) }} months'){% endmacro %}
 {% macro first_field(expr, sep) %}(case when instr({{ expr }}, '{{ sep }}') > 0 then substr({{ expr }}, 1, instr({{ expr }}, '{{ sep }}') - 1) else {{ expr }} end){% endmacro %}
+{#- the first 32 bits of md5(expr) as a non-negative integer: qz_hash32 is registered on every
+    connection by qz_outbound.db.make_engine (db.hash32); postgresql.sql's twin computes the same -#}
+{% macro hash32(expr) %}qz_hash32({{ expr }}){% endmacro %}
