@@ -178,7 +178,7 @@ def test_a_revision_adds_a_column_to_a_table_with_rows(url, tmp_path):
                                                          server_default="sms"))
     behind = migrations.check(engine, models, extra_versions=[versions])
     assert "missing column mkt_opt_out.channel" in behind
-    assert "at revision 0001_baseline, head is 9001_test_opt_out_channel" in behind
+    assert f"at revision {migrations.head()}, head is 9001_test_opt_out_channel" in behind
 
     assert migrations.upgrade(engine, extra_versions=[versions]) == "9001_test_opt_out_channel"
     with engine.connect() as c:
@@ -187,6 +187,33 @@ def test_a_revision_adds_a_column_to_a_table_with_rows(url, tmp_path):
     assert migrations.check(engine, models, extra_versions=[versions]) == []
     # the release's own models (without the column) now differ: db check says so
     assert "unexpected column mkt_opt_out.channel" in migrations.check(engine)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_upload_identity_revision_tells_outcomes_loaded_without_a_time_from_those_with_one(url):
+    """0002 moves data: before it, a row without a call time was stamped with the upload time in
+    both columns, so those rows become ``called_at_given = false`` and the rest stay true."""
+    engine = db.make_engine(url)
+    migrations.upgrade(engine, "0001_baseline")
+    row = {"cycle_date": "2026-11-23", "county_code": "350582", "msisdn": "13900000001", "campaign_code": "1141-007",
+           "upload_id": "U1", "loaded_at": "2026-11-23 12:00:00+00:00"}
+    with engine.begin() as c:
+        for contact, called in (("C1", "2026-11-23 12:00:00+00:00"), ("C2", "2026-11-23 03:30:00+00:00")):
+            c.execute(sa.text("insert into mkt_call_outcome (contact_id, outcome, called_at, cycle_date, county_code, "
+                              "msisdn, campaign_code, upload_id, loaded_at) values (:contact, 'no_answer', :called, "
+                              ":cycle_date, :county_code, :msisdn, :campaign_code, :upload_id, :loaded_at)"),
+                      dict(row, contact=contact, called=called))
+        c.execute(sa.text("insert into portal_upload (upload_id, county_code, sha256, file_name, archive_path, "
+                          "uploaded_by, uploaded_at, status, rows_total, rows_accepted, rows_rejected, "
+                          "rows_without_outcome) values ('U1', '350582', 'x', 'f.csv', '/a', 'u', "
+                          "'2026-11-23 12:00:00+00:00', 'loaded', 2, 2, 0, 0)"))
+    assert migrations.upgrade(engine) == migrations.head()
+    with engine.connect() as c:
+        given = dict(c.execute(sa.text("select contact_id, called_at_given from mkt_call_outcome")).all())
+        loaded = c.execute(sa.text("select rows_already_loaded from portal_upload")).scalar()
+    assert {k: bool(v) for k, v in given.items()} == {"C1": False, "C2": True} and loaded == 0
+    assert migrations.check(engine) == []
     engine.dispose()
 
 

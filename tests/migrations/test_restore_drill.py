@@ -22,7 +22,9 @@ from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
 
 ROOT = Path(__file__).resolve().parents[2]
 D = dt.date(2026, 11, 23)
-NEXT = D + dt.timedelta(days=1)
+# past the 7-day cap and the 30-day same-campaign gap: a held-out or contacted customer counts as
+# contacted (contact-policy.md), so on a small data mart the day after offers almost nobody anything
+NEXT = D + dt.timedelta(days=31)
 LEDGER = [("o1", "c-agent-1", "A001", 12.5), ("o2", "c-agent-2", "A002", 30.0), ("o3", "c-agent-3", "A001", 8.0)]
 
 
@@ -161,7 +163,8 @@ def test_restore_drill(dialect, tmp_path, smsc, monkeypatch, request):
         assert opted_contacted == 0
         assert sum(per_county.values()) > 0                       # the others were contacted: the rules, not an empty day
         new = smsc.accepted()[sent_before:]
-        assert new and not {s.destination for s in new} & (held_numbers | set(got))
+        # a month on, customers texted before may be offered again; the opted-out never
+        assert new and not {s.destination for s in new} & held_numbers
     finally:
         clock.set_now(None)
         mk.dispose()
