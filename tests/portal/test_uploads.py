@@ -342,13 +342,14 @@ def test_tens_of_thousands_of_ids_are_matched_in_sql_not_an_in_list(cycle):
     import time
 
     engine, county, mine, theirs, _ = cycle
-    real = [cid for cid, _ in mine[50:60]]
+    real = [cid for cid, _ in mine[50:55]]   # the county's call list of a 6,000-subscriber cycle has ~57 rows
+    assert len(real) == 5, len(mine)
     fake = [f"C20261123-{i:011d}" for i in range(40_000)]
     data = _csv([(c, "busy", "2026-11-23 15:00", "") for c in real + fake])
     t0 = time.monotonic()
     result = uploads.process_upload(engine, county, "u", "很多.csv", data)
     took = time.monotonic() - t0
-    assert (result.rows_total, result.rows_accepted, result.rows_rejected) == (40_010, 10, 40_000)
+    assert (result.rows_total, result.rows_accepted, result.rows_rejected) == (40_005, 5, 40_000)
     assert all("未知的联系编号" in r["reason"] for r in result.rejects)
     assert took < 30, took
 
