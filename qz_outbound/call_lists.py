@@ -66,6 +66,13 @@ def list_dir(cycle_date: dt.date, county_code: str) -> Path:
     return reports.output_dir() / "call_lists" / cycle_date.isoformat() / county_code
 
 
+def private_list_dir(cycle_date: dt.date, county_code: str) -> Path:
+    """The county's folder for a cycle, made owner-only (0700, with the folders between it and the
+    output volume): call lists hold full numbers (docs/security.md "Data at rest"); the export
+    module writes the files themselves 0600."""
+    return retention.private_dir(list_dir(cycle_date, county_code), reports.output_dir())
+
+
 def file_stem(cycle_date: dt.date, county_code: str) -> str:
     return f"外呼清单_{county_code}_{cycle_date:%Y%m%d}"
 
@@ -104,8 +111,7 @@ def write_call_lists(marketing: Engine, cycle_date: dt.date, county_code: str,
                      library: list[Campaign]) -> dict:
     """Write the county's call list (CSV with BOM and XLSX); counts and relative paths only."""
     frame, failed = build_call_list(marketing, cycle_date, county_code, library)
-    # full numbers: owner-only folders (docs/security.md "Data at rest"); exports writes files 0600
-    folder = retention.private_dir(list_dir(cycle_date, county_code), reports.output_dir())
+    folder = private_list_dir(cycle_date, county_code)
     stem = file_stem(cycle_date, county_code)
     # through the one export module: text cells are text, never formulas (a customer name from the
     # data mart is hostile input)

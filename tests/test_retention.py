@@ -9,18 +9,20 @@ import stat
 import pytest
 import sqlalchemy as sa
 
-from qz_outbound import call_lists, clock, config, db, retention, schema
+import pandas as pd
+
+from qz_outbound import call_lists, clock, config, db, exports, retention, schema
 from qz_outbound.sms.schema import sms_inbound
 
 NOW = dt.datetime(2026, 11, 23, 5, 0, tzinfo=clock.SHANGHAI)
 
 
-def test_call_lists_beyond_keep_cycles_are_deleted_newest_kept(tmp_path):
+def test_call_lists_beyond_keep_cycles_are_deleted_newest_kept(tmp_path, monkeypatch):
     root = tmp_path / "output"
+    monkeypatch.setenv("QZ_OUTPUT_DIR", str(root))
     days = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(35)]
     for day in days:
-        path = root / "call_lists" / day.isoformat() / "350502" / "list.csv"
-        call_lists._atomic_write(path, lambda p: open(p, "w").write("x"))
+        exports.write_csv(pd.DataFrame({"x": ["x"]}), call_lists.private_list_dir(day, "350502") / "list.csv")
     (root / "call_lists" / "README").write_text("not a cycle")   # left alone
     assert retention.purge_call_lists(30, root) == 5
     left = sorted(p.name for p in (root / "call_lists").iterdir() if p.is_dir())
@@ -31,9 +33,11 @@ def test_call_lists_beyond_keep_cycles_are_deleted_newest_kept(tmp_path):
 
 def test_call_list_files_are_owner_only(tmp_path, monkeypatch):
     monkeypatch.setenv("QZ_OUTPUT_DIR", str(tmp_path / "output"))
-    path = tmp_path / "output" / "call_lists" / "2026-11-23" / "350502" / "x.csv"
-    call_lists._atomic_write(path, lambda p: open(p, "w").write("13900000000"))
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # the call list's own path: its folder, then the CSV and XLSX pair through the export module
+    folder = call_lists.private_list_dir(dt.date(2026, 11, 23), "350502")
+    paths = exports.write_pair(folder / "x", pd.DataFrame({"号码": ["13900000000"]}), "外呼清单")
+    assert [stat.S_IMODE(p.stat().st_mode) for p in paths] == [0o600, 0o600]
+    path = paths[0]
     for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
