@@ -6,8 +6,9 @@ or channel. Readers: queueing an SMS (:mod:`qz_outbound.sms.outbox`), claiming a
 through :func:`record_opt_out`) and, as set work, a portal upload's ``refused_do_not_call`` rows
 (``include/sql/upload_match.sql``, step ``opt_out``). Both writes are one
 ``insert ... on conflict do nothing``: a number already on the list keeps its first record, and
-two writers of the same number at once both succeed (no check-then-insert to race). The target-list
-audit reads the table in SQL (``include/sql/target_audit.sql``).
+two writers of the same number at once both succeed (no check-then-insert to race). Set work reads
+the table in SQL: contactability (``_contactable.sql``), the target-list audit (``target_audit.sql``),
+the daily SMS queue (``queue_county_sms.sql``) and the agent channel's decision (``agent_decide.sql``).
 """
 
 from __future__ import annotations
