@@ -20,24 +20,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, dag, task
+from airflow.sdk import task
+from qz_dags import CONTACTS, cron, outbound_dag
 
-CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
 SERVE_SECONDS = 290      # a run serves until shortly before the next one starts
 POLL_SECONDS = 5
 
 
-@dag(
-    dag_id="agent_channel",
-    schedule=CronTriggerTimetable("*/5 * * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
+@outbound_dag(
+    "agent_channel",
+    schedule=cron("*/5 * * * *"),
     max_active_runs=2,          # the next run may start while a slow one finishes: claims keep them apart
     doc_md=__doc__,
-    tags=["outbound", "agent"],
-    default_args={"owner": "hq-marketing", "retries": 2, "retry_delay": dt.timedelta(seconds=30),
-                  "execution_timeout": dt.timedelta(minutes=15)},
+    tags=["agent"],
+    retry_delay=dt.timedelta(seconds=30),
+    execution_timeout=dt.timedelta(minutes=15),
 )
 def agent_channel():
     @task(retries=0)

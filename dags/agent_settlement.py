@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import task
+from qz_dags import cron, outbound_dag
 
 
-@dag(
-    dag_id="agent_settlement",
-    schedule=CronTriggerTimetable("0 6 2 * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    max_active_runs=1,
+@outbound_dag(
+    "agent_settlement",
+    schedule=cron("0 6 2 * *"),
     doc_md=__doc__,
-    tags=["outbound", "agent", "commission"],
-    default_args={"owner": "hq-marketing", "retries": 2, "retry_delay": dt.timedelta(minutes=5),
-                  "execution_timeout": dt.timedelta(minutes=60)},
+    tags=["agent", "commission"],
+    retry_delay=dt.timedelta(minutes=5),
+    execution_timeout=dt.timedelta(minutes=60),
 )
 def agent_settlement():
     @task

@@ -19,24 +19,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
-from airflow.sdk import (AsyncCallback, CronTriggerTimetable, DeadlineAlert, DeadlineReference, PokeReturnValue,
-                         dag, task)
-from qz_alerts import on_task_failure
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, PokeReturnValue, task
+from qz_dags import cron, outbound_dag
 
 LISTS_DUE = "08:00"
 
 
-@dag(
-    dag_id="cycle_deadlines",
-    schedule=CronTriggerTimetable("0 5 * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    max_active_runs=1,
+@outbound_dag(
+    "cycle_deadlines",
+    schedule=cron("0 5 * * *"),
     doc_md=__doc__,
-    tags=["outbound", "operations"],
-    default_args={"owner": "hq-marketing", "retries": 1, "retry_delay": dt.timedelta(minutes=1),
-                  "execution_timeout": dt.timedelta(minutes=5), "on_failure_callback": on_task_failure},
+    tags=["operations"],
+    retries=1,
+    retry_delay=dt.timedelta(minutes=1),
+    execution_timeout=dt.timedelta(minutes=5),
     # logical date 05:00 + 3 h = 08:00 on the cycle day
     deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=dt.timedelta(hours=3),
                            callback=AsyncCallback("qz_alerts.on_deadline_missed",

@@ -26,30 +26,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, PokeReturnValue, dag, task
-from qz_alerts import notify, on_task_failure
-
-SEGMENT_SNAPSHOT = Asset("qz-outbound://marketing_db/mkt_segment_snapshot")
-CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
+from airflow.sdk import PokeReturnValue, task
+from qz_alerts import notify
+from qz_dags import CONTACTS, SEGMENT_SNAPSHOT, cron, outbound_dag
 
 
-@dag(
-    dag_id="outbound_daily",
+@outbound_dag(
+    "outbound_daily",
     # A trigger timetable: the run at 05:00 on 23 Nov has logical date 23 Nov, its cycle date.
-    schedule=CronTriggerTimetable("0 5 * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    max_active_runs=1,
+    schedule=cron("0 5 * * *"),
     doc_md=__doc__,
-    tags=["outbound", "daily", "segmentation"],
-    default_args={
-        "owner": "hq-marketing",
-        "retries": 2,
-        "retry_delay": dt.timedelta(minutes=5),
-        "execution_timeout": dt.timedelta(minutes=30),
-        "on_failure_callback": on_task_failure,   # alert after the last try (docs/runbook.md)
-    },
+    tags=["daily", "segmentation"],
+    retry_delay=dt.timedelta(minutes=5),
+    execution_timeout=dt.timedelta(minutes=30),
     # "The lists by 08:00" is the Deadline Alert of the cycle_deadlines DAG (not one here: in Airflow
     # 3.3.2 a DAG with a deadline fails `dag.test()` / `airflow dags test` when its run succeeds).
 )

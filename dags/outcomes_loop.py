@@ -22,13 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
-from qz_alerts import on_task_failure
-
-CONTACTS = Asset("qz-outbound://marketing_db/mkt_contact")
-# recorded by the county portal when an upload loads call outcomes (plugins/county_portal.py)
-CALL_OUTCOMES = Asset("qz-outbound://marketing_db/mkt_call_outcome")
+from airflow.sdk import AssetOrTimeSchedule, task
+from qz_dags import CALL_OUTCOMES, CONTACTS, cron, outbound_dag
 
 
 def _day(logical_date, dag_run):
@@ -36,18 +31,15 @@ def _day(logical_date, dag_run):
     return logical_date if logical_date is not None else dag_run.run_after
 
 
-@dag(
-    dag_id="outcomes_loop",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="Asia/Shanghai"),
-                                 assets=[CALL_OUTCOMES]),
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
-    catchup=False,
-    max_active_runs=1,
+@outbound_dag(
+    "outcomes_loop",
+    # CALL_OUTCOMES: a portal upload that loaded rows (plugins/county_portal.py)
+    schedule=AssetOrTimeSchedule(timetable=cron("*/30 * * * *"), assets=[CALL_OUTCOMES]),
     doc_md=__doc__,
-    tags=["outbound", "outcomes"],
-    default_args={"owner": "hq-marketing", "retries": 2, "retry_delay": dt.timedelta(minutes=2),
-                  "execution_timeout": dt.timedelta(minutes=20), "pool": "marketing_db",
-                  "on_failure_callback": on_task_failure},
+    tags=["outcomes"],
+    retry_delay=dt.timedelta(minutes=2),
+    execution_timeout=dt.timedelta(minutes=20),
+    task_defaults={"pool": "marketing_db"},
 )
 def outcomes_loop():
     @task(outlets=[CONTACTS])

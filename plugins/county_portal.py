@@ -13,9 +13,6 @@ from functools import lru_cache
 from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/county-portal"
-# The asset outcomes_loop is scheduled on (besides every 30 minutes): an upload that loaded rows
-# records an event on it, so the outcomes reach the contact history within a minute.
-CALL_OUTCOMES_URI = "qz-outbound://marketing_db/mkt_call_outcome"
 
 
 @lru_cache(maxsize=1)
@@ -35,6 +32,10 @@ def _outcomes_uploaded(county_code: str, rows: int) -> None:
     import logging
 
     from airflow.assets.manager import asset_manager
+    # The asset outcomes_loop is scheduled on (besides every 30 minutes): an upload that loaded rows
+    # records an event on it, so the outcomes reach the contact history within a minute. The one
+    # definition the DAGs use too (plugins/qz_dags.py), so the two cannot drift apart.
+    from qz_dags import CALL_OUTCOMES
     from airflow.models.asset import AssetModel
     from airflow.utils import timezone
     from airflow.utils.session import create_session
@@ -42,7 +43,7 @@ def _outcomes_uploaded(county_code: str, rows: int) -> None:
 
     try:
         with create_session() as session:
-            model = session.scalar(select(AssetModel).where(AssetModel.uri == CALL_OUTCOMES_URI).limit(1))
+            model = session.scalar(select(AssetModel).where(AssetModel.uri == CALL_OUTCOMES.uri).limit(1))
             if model is not None:
                 asset_manager.register_asset_change(asset=model, timestamp=timezone.utcnow(),
                                                     extra={"county": county_code, "rows": rows},

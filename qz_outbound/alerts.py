@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import smtplib
 import ssl
 import urllib.error
@@ -23,18 +22,11 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 
-from qz_outbound.sms.outbox import mask
+from qz_outbound.phone import mask_numbers
 
 log = logging.getLogger(__name__)
 
-# A mainland mobile number (optionally +86 / 86), not inside a longer run of digits.
-_MSISDN = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
 DETAIL_MAX = 1200   # a late-stage alert lists every county that is missing
-
-
-def mask_numbers(text: str) -> str:
-    """Every mobile number in ``text`` masked as 138****1234."""
-    return _MSISDN.sub(lambda m: mask(m.group(0)[-11:]), text)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import hashlib
 import io
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,13 @@ def date_value(engine: Engine, day: dt.date) -> Any:
     return day.isoformat() if engine.dialect.name == "sqlite" else day
 
 
+def date_binds(sql: str, *names: str) -> sa.TextClause:
+    """Plain text SQL whose bind parameters ``names`` are typed as dates, so callers pass
+    ``datetime.date`` objects on both databases (SQLAlchemy's Date type writes them as ISO text on
+    SQLite, where dates are stored as text, and as dates on PostgreSQL)."""
+    return sa.text(sql).bindparams(*(sa.bindparam(n, type_=sa.Date) for n in names))
+
+
 def render_sql(name: str, dialect: str, **context: Any) -> str:
     """Render ``include/sql/<name>`` for a dialect.
 
@@ -118,6 +125,50 @@ def render_sql(name: str, dialect: str, **context: Any) -> str:
         raise ValueError(f"unsupported dialect {dialect!r}")
     context.setdefault("src", "")
     return _jinja.get_template(name).render(dialect=dialect, **context)
+
+
+# ---------------------------------------------------------------- upsert
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    key: Sequence[str],
+    *,
+    update: Sequence[str] = (),
+    when: Callable[[Any], Any] | None = None,
+    index_where: Any = None,
+) -> int:
+    """Insert ``rows`` into ``table``; a row whose ``key`` is already there is left as it is, or,
+    with ``update``, gets those columns from the new row (``when``, given the ``excluded``
+    pseudo-table, narrows which conflicting rows are updated). One statement
+    (``insert ... on conflict``, on PostgreSQL and SQLite alike), so concurrent writers of the same
+    key never collide: there is no check-then-insert to race. ``index_where`` names a partial
+    unique index. Returns the number of rows the database reports inserted or updated (for a single
+    row with nothing to update: 1 if it was new, 0 if it was there)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - make_engine refuses others
+        raise ValueError(f"unsupported database {conn.dialect.name!r}")
+    if isinstance(rows, Mapping):
+        rows = [rows]
+    if not rows:
+        return 0
+    stmt = insert(table)
+    if update:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key), index_where=index_where,
+            set_={c: stmt.excluded[c] for c in update},
+            where=when(stmt.excluded) if when is not None else None)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(key), index_where=index_where)
+    # the driver's row count (psycopg forgets it once SQLAlchemy closes a result without rows)
+    stmt = stmt.execution_options(preserve_rowcount=True)
+    if len(rows) == 1:
+        return conn.execute(stmt.values(**rows[0])).rowcount
+    return conn.execute(stmt, list(rows)).rowcount
 
 
 # ---------------------------------------------------------------- bulk load

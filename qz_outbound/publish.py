@@ -53,17 +53,15 @@ def publish_county(marketing: Engine, cycle_date: dt.date, county_code: str, lib
 
 def contact_counts(marketing: Engine, cycle_date: dt.date, county_code: str) -> dict[str, int]:
     with marketing.connect() as conn:
-        rows = conn.execute(sa.text(
+        rows = conn.execute(db.date_binds(
             "select channel, count(*) from mkt_contact where cycle_date = :d and county_code = :c "
-            "and channel in ('sms', 'call', 'control') group by channel"),
-            {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date,
-             "c": county_code}).all()
-        targets, held = conn.execute(sa.text(
+            "and channel in ('sms', 'call', 'control') group by channel", "d"),
+            {"d": cycle_date, "c": county_code}).all()
+        targets, held = conn.execute(db.date_binds(
             "select count(*), sum(case when exists (select 1 from mkt_target_hold as h where h.cycle_date = "
             "t.cycle_date and h.campaign_code = t.campaign_code) then 1 else 0 end) "
-            "from mkt_target as t where t.cycle_date = :d and t.county_code = :c"),
-            {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date,
-             "c": county_code}).one()
+            "from mkt_target as t where t.cycle_date = :d and t.county_code = :c", "d"),
+            {"d": cycle_date, "c": county_code}).one()
     counts = {"sms": 0, "call": 0, "control": 0, **{ch: n for ch, n in rows}}
     counts["held"] = int(held or 0)   # campaigns validation held back (mkt_target_hold)
     counts["waiting"] = targets - counts["held"] - sum(counts[k] for k in ("sms", "call", "control"))
@@ -105,13 +103,12 @@ def queue_county_sms(marketing: Engine, cycle_date: dt.date, county_code: str, l
 
     message_cfg = load_sms_config().message
     by_code = {c.code: c for c in library}
-    d = cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date
     with marketing.connect() as conn:
-        pairs = conn.execute(sa.text(
+        pairs = conn.execute(db.date_binds(
             "select distinct c.campaign_code, coalesce(c.variant, '') from mkt_contact as c "
             "where c.cycle_date = :d and c.county_code = :c and c.channel = 'sms' "
-            "and not exists (select 1 from sms_outbox as o where o.contact_id = c.contact_id)"),
-            {"d": d, "c": county_code}).all()
+            "and not exists (select 1 from sms_outbox as o where o.contact_id = c.contact_id)", "d"),
+            {"d": cycle_date, "c": county_code}).all()
     renders, parts, per_customer = [], [], []
     for code, variant in pairs:
         campaign = by_code[code]
@@ -136,7 +133,7 @@ def queue_county_sms(marketing: Engine, cycle_date: dt.date, county_code: str, l
     if renders:
         totals = _queue_rendered(marketing, cycle_date, county_code, renders, parts)
     for code, variant, template in per_customer:
-        for k, v in _queue_per_customer(marketing, d, county_code, by_code[code], variant, template,
+        for k, v in _queue_per_customer(marketing, cycle_date, county_code, by_code[code], variant, template,
                                         chunk).items():
             totals[k] = totals.get(k, 0) + v
     return totals
@@ -158,9 +155,9 @@ def _queue_rendered(marketing: Engine, cycle_date: dt.date, county_code: str, re
                       prefixes=["TEMPORARY"])
     params = {"d": cycle_date.isoformat(), "county": county_code, "now": clock.now()}
     dialect = marketing.dialect.name
-    count_states = sa.text("select state, count(*) from sms_outbox where cycle_date = :d and county_code = :c "
-                           "group by state")
-    count_params = {"d": params["d"] if dialect == "sqlite" else cycle_date, "c": county_code}
+    count_states = db.date_binds("select state, count(*) from sms_outbox where cycle_date = :d "
+                                 "and county_code = :c group by state", "d")
+    count_params = {"d": cycle_date, "c": county_code}
     with marketing.begin() as conn:
         if dialect == "postgresql":
             conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"),
@@ -189,21 +186,21 @@ def _queue_rendered(marketing: Engine, cycle_date: dt.date, county_code: str, re
     return {**added, "parts": n_parts}
 
 
-def _queue_per_customer(marketing: Engine, d, county_code: str, campaign: Campaign, variant: str, template: str,
+def _queue_per_customer(marketing: Engine, cycle_date: dt.date, county_code: str, campaign: Campaign, variant: str, template: str,
                         chunk: int) -> dict[str, int]:
     """Texts that name the customer: rendered one by one (queue_messages)."""
     from qz_outbound.sms.outbox import SmsToQueue, queue_messages
 
-    query = sa.text(
+    query = db.date_binds(
         "select c.contact_id, s.customer_name "
         "from mkt_contact as c join mkt_segment_snapshot as s "
         "on s.cycle_date = c.cycle_date and s.msisdn = c.msisdn "
         "where c.cycle_date = :d and c.county_code = :c and c.channel = 'sms' "
         "and c.campaign_code = :code and coalesce(c.variant, '') = :variant "
         "and not exists (select 1 from sms_outbox as o where o.contact_id = c.contact_id) "
-        "order by c.contact_id")
+        "order by c.contact_id", "d")
     with marketing.connect() as conn:
-        rows = conn.execute(query, {"d": d, "c": county_code, "code": campaign.code, "variant": variant}).all()
+        rows = conn.execute(query, {"d": cycle_date, "c": county_code, "code": campaign.code, "variant": variant}).all()
     totals: dict[str, int] = {}
     context = _campaign_context(campaign)
     for start in range(0, len(rows), chunk):

@@ -164,13 +164,6 @@ def record_stage(marketing: Engine, cycle_date: dt.date, stage: str, rows: int, 
     t = schema.mkt_cycle_stage
     values = dict(cycle_date=cycle_date, stage=stage, rows=rows, seconds=round(seconds, 3),
                   finished_at=clock.now(), detail=detail)
-    if marketing.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(t).values(**values)
     # an upsert: two runs of a stage at once must not collide on the key
-    stmt = stmt.on_conflict_do_update(index_elements=["cycle_date", "stage"],
-                                      set_={k: stmt.excluded[k] for k in ("rows", "seconds", "finished_at", "detail")})
     with marketing.begin() as conn:
-        conn.execute(stmt)
+        db.upsert(conn, t, values, key=("cycle_date", "stage"), update=("rows", "seconds", "finished_at", "detail"))

@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import reports, schema
+from qz_outbound import db, reports, schema
 
 
 PIPELINE = ["segment", "target", "coverage", "validate", "publish"]
@@ -31,12 +31,12 @@ def print_summary(marketing: Engine, cycle_date: dt.date) -> int:
     for stage, rows, seconds in stages:
         print(f"  {stage:<22}{rows:>12,} rows  {seconds:8.1f} s")
     with marketing.connect() as conn:
-        channels = dict(conn.execute(sa.text(
-            "select channel, count(*) from mkt_contact where cycle_date = :d group by channel"),
-            {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date}).all())
-        outbox = dict(conn.execute(sa.text(
-            "select state, count(*) from sms_outbox where cycle_date = :d group by state"),
-            {"d": cycle_date.isoformat() if marketing.dialect.name == "sqlite" else cycle_date}).all()) \
+        channels = dict(conn.execute(db.date_binds(
+            "select channel, count(*) from mkt_contact where cycle_date = :d group by channel", "d"),
+            {"d": cycle_date}).all())
+        outbox = dict(conn.execute(db.date_binds(
+            "select state, count(*) from sms_outbox where cycle_date = :d group by state", "d"),
+            {"d": cycle_date}).all()) \
             if sa.inspect(marketing).has_table("sms_outbox") else {}
     if channels:
         print("  contacts: " + ", ".join(f"{ch} {n:,}" for ch, n in sorted(channels.items())))

@@ -53,13 +53,13 @@ import sqlalchemy as sa
 from pydantic import Field, model_validator
 from sqlalchemy.engine import Engine
 
-from qz_outbound import TEMPLATE_DIR, clock, config, db, schema
+from qz_outbound import TEMPLATE_DIR, clock, config, db, phone, schema
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
 
 log = logging.getLogger(__name__)
 
-NUMBER_FORMAT = r"^1[3-9]\d{9}$"   # a mainland mobile number, 11 digits
+NUMBER_FORMAT = phone.PATTERN   # a mainland mobile number, 11 digits
 # excluded_reason values of target_audit.sql, in its order of precedence
 REASONS = ("dnd", "complaint", "opt_out", "cancelled_or_unknown", "holds_product")
 # an opt-out recorded this shortly before the list was built may not have been visible to it;

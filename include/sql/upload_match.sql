@@ -26,7 +26,9 @@ from tmp_upload_id as t
 join mkt_call_outcome as o
     on o.contact_id = t.contact_id
 {% elif step == 'opt_out' %}
--- refused_do_not_call is an opt-out at once; a number already opted out keeps its first record
+-- refused_do_not_call is an opt-out at once; a number already opted out keeps its first record.
+-- on conflict, not "where not exists": two uploads (or an SMS reply) opting out one number at once
+-- must not collide on the key (the same rule as qz_outbound/optout.py's record_opt_out)
 insert into mkt_opt_out (msisdn, opted_out_at, source, detail)
 select distinct
     o.msisdn,
@@ -36,5 +38,5 @@ select distinct
 from mkt_call_outcome as o
 where o.upload_id = :upload_id
     and o.outcome = 'refused_do_not_call'
-    and not exists (select 1 from mkt_opt_out as x where x.msisdn = o.msisdn)
+on conflict (msisdn) do nothing
 {% endif %}

@@ -29,7 +29,7 @@ from qz_outbound.agent.schema import mkt_agent_commission, stg_agent_order
 from qz_outbound.agent.settings import AgentChannelConfig, load_agent_config
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
-from qz_outbound.sms.outbox import mask
+from qz_outbound.phone import mask
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +119,18 @@ def _as_datetime(value):
 
 def _month_frames(marketing: Engine, month: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     first, nxt = month_bounds(month)
-    d = (lambda x: x.isoformat()) if marketing.dialect.name == "sqlite" else (lambda x: x)
-    paid = pd.read_sql(sa.text(
+    paid = pd.read_sql(db.date_binds(
         "select p.order_id, p.agent_id, p.county_code, p.msisdn, p.campaign_code, p.product_code, "
         "e.event_time as recommended_at, p.order_time, p.commission_yuan, p.note, e.outlet_name "
         "from mkt_agent_commission as p join mkt_agent_event as e on e.contact_id = p.contact_id "
-        "where p.month = :m order by p.agent_id, p.order_time, p.order_id"), marketing, params={"m": d(first)})
-    recommended = pd.read_sql(sa.text(
+        "where p.month = :m order by p.agent_id, p.order_time, p.order_id", "m"), marketing,
+        params={"m": first})
+    recommended = pd.read_sql(db.date_binds(
         "select e.agent_id, e.agent_county as county_code, min(e.outlet_name) as outlet_name, count(*) as recommendations "
         "from mkt_contact as c join mkt_agent_event as e on e.contact_id = c.contact_id "
         "where c.channel = 'agent' and c.cycle_date >= :a and c.cycle_date < :b "
         "and c.status not in ('skipped', 'failed', 'cancelled') "
-        "group by e.agent_id, e.agent_county"), marketing, params={"a": d(first), "b": d(nxt)})
+        "group by e.agent_id, e.agent_county", "a", "b"), marketing, params={"a": first, "b": nxt})
     return paid, recommended
 
 

@@ -61,9 +61,9 @@ def grade_month(datamart: Engine, marketing: Engine, month: dt.date, grading: Gr
                          datamart)
     served = pd.read_sql(sa.text(db.render_sql("agent_customers_served.sql", datamart.dialect.name)), datamart,
                          params={"since": f"{first} 00:00:00", "until": f"{nxt} 00:00:00"})
-    d = first.isoformat() if marketing.dialect.name == "sqlite" else first
-    conversions = pd.read_sql(sa.text("select agent_id, count(*) as conversions from mkt_agent_commission "
-                                      "where month = :m group by agent_id"), marketing, params={"m": d})
+    conversions = pd.read_sql(db.date_binds("select agent_id, count(*) as conversions from mkt_agent_commission "
+                                            "where month = :m group by agent_id", "m"), marketing,
+                              params={"m": first})
     shops = agents.merge(served, on="agent_id", how="left").merge(conversions, on="agent_id", how="left")
     shops = shops.fillna({"customers_served": 0, "conversions": 0}).astype({"customers_served": int,
                                                                            "conversions": int})

@@ -14,22 +14,19 @@ campaign's customer SMS renders with it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock
+from qz_outbound import clock, db
 from qz_outbound.agent.schema import mkt_personal_data
 from qz_outbound.campaigns import Campaign
+from qz_outbound.phone import is_mobile
 from qz_outbound.sms.render import RenderError, render_sms
 from qz_outbound.sms.settings import load_sms_config
 
-MSISDN = re.compile(r"^1[3-9]\d{9}$")
 NUMBER_COLUMNS = ("手机号码", "msisdn")
 
 
@@ -80,7 +77,7 @@ def check_rows(frame: pd.DataFrame, campaign: Campaign) -> tuple[list[dict], lis
         row_no = i + 2
         number = str(rec[number_col]).strip().replace(" ", "")
         row_errors = []
-        if not MSISDN.match(number):
+        if not is_mobile(number):
             row_errors.append(RowError(row_no, number_col, "手机号码格式不正确（应为11位，以13-19开头）"))
         elif number in first_row:
             row_errors.append(RowError(row_no, number_col, f"号码重复，首次出现在第{first_row[number]}行"))
@@ -112,10 +109,7 @@ def import_personal_data(marketing: Engine, campaign: Campaign, path: Path) -> I
         rows = [dict(campaign_code=campaign.code, msisdn=g["msisdn"], fields=json.dumps(g["fields"], ensure_ascii=False),
                      source_file=Path(path).name, row_no=g["row_no"], imported_at=now) for g in good]
         with marketing.begin() as conn:
-            insert = (pg_dialect.insert if conn.dialect.name == "postgresql" else sqlite_dialect.insert)(mkt_personal_data)
-            stmt = insert.on_conflict_do_update(
-                index_elements=["campaign_code", "msisdn"],
-                set_={c: insert.excluded[c] for c in ("fields", "source_file", "row_no", "imported_at")})
-            conn.execute(stmt, rows)
+            db.upsert(conn, mkt_personal_data, rows, key=("campaign_code", "msisdn"),
+                      update=("fields", "source_file", "row_no", "imported_at"))
         result.imported = len(rows)
     return result

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 
 from qz_outbound import clock, db
@@ -43,7 +41,8 @@ from qz_outbound.schema import mkt_contact
 from qz_outbound.segmentation import month_start
 from qz_outbound.sms import window
 from qz_outbound.sms.outbox import PENDING as PART_PENDING
-from qz_outbound.sms.outbox import QUEUED, SKIPPED, mask
+from qz_outbound.phone import mask
+from qz_outbound.sms.outbox import QUEUED, SKIPPED
 from qz_outbound.sms.render import RenderError, render_sms, with_reference
 from qz_outbound.sms.schema import sms_outbox, sms_part
 from qz_outbound.sms.settings import SmsConfig, load_sms_config
@@ -63,10 +62,6 @@ EVENT_COLUMNS = ["event_id", "msisdn", "agent_id", "amount_yuan", "event_time", 
 def _local(ts: dt.datetime) -> str:
     """A data mart timestamp literal: Asia/Shanghai local time, no zone."""
     return ts.astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _insert(conn: Connection, table: sa.Table):
-    return (pg_dialect.insert if conn.dialect.name == "postgresql" else sqlite_dialect.insert)(table)
 
 
 def contact_id_of(event_id: str) -> str:
@@ -107,12 +102,9 @@ def ingest_events(datamart: Engine, marketing: Engine, cfg: AgentChannelConfig |
     with marketing.begin() as conn:
         known_before = conn.execute(sa.select(sa.func.count()).select_from(mkt_agent_event)).scalar()
         for i in range(0, len(rows), 5000):
-            stmt = _insert(conn, mkt_agent_event)
             # a known event stays as it is; only a data mart that now holds more copies of it is noted
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["event_id"], set_={"copies": stmt.excluded.copies},
-                where=stmt.excluded.copies > mkt_agent_event.c.copies)
-            conn.execute(stmt, rows[i:i + 5000])
+            db.upsert(conn, mkt_agent_event, rows[i:i + 5000], key=("event_id",), update=("copies",),
+                      when=lambda new: new.copies > mkt_agent_event.c.copies)
         new = conn.execute(sa.select(sa.func.count()).select_from(mkt_agent_event)).scalar() - known_before
     log.info("recharge events read %d, new %d", len(rows), new)
     return {"read": len(rows), "new": new}
@@ -239,10 +231,8 @@ def recommend_batch(marketing: Engine, library: list[Campaign], *, cfg: AgentCha
 
         landed: set[str] = set()
         if contacts:
-            stmt = _insert(conn, mkt_contact).on_conflict_do_nothing(
-                index_elements=["cycle_date", "msisdn"],
-                index_where=mkt_contact.c.channel == sa.literal_column("'agent'"))
-            conn.execute(stmt, contacts)
+            db.upsert(conn, mkt_contact, contacts, key=("cycle_date", "msisdn"),
+                      index_where=mkt_contact.c.channel == sa.literal_column("'agent'"))
             ids = [c["contact_id"] for c in contacts]
             landed = set(conn.scalars(sa.select(mkt_contact.c.contact_id).where(
                 mkt_contact.c.contact_id.in_(ids))))   # ids come from claimed events: present means ours

@@ -27,7 +27,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy.engine import Engine
 
-from qz_outbound import TEMPLATE_DIR, call_lists, clock, reports
+from qz_outbound import TEMPLATE_DIR, call_lists, clock, db, reports
 from qz_outbound.counties import county_names
 from qz_outbound.portal import uploads
 from qz_outbound.portal.access import NotAllowed, Viewer, load_portal_config, viewer_for_user
@@ -53,7 +53,6 @@ REPORT_LABELS = {
     "target_validation.html": "目标清单校验结果",
     "target_validation.json": "目标清单校验结果（JSON）",
 }
-MSISDN = re.compile(r"^1[3-9]\d{9}$")
 TRAJECTORY_DAYS = 400   # how far back a trajectory lookup reads the contact history
 SHOWN_REJECTS = 1000   # rejected rows listed in an answer (all are kept in portal_upload_reject)
 FORMATS = {"csv": "text/csv; charset=utf-8",
@@ -212,11 +211,10 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
 
     def progress(cycle: dt.date) -> list[dict]:
         eng = engine()
-        d = cycle.isoformat() if eng.dialect.name == "sqlite" else cycle
         with eng.connect() as conn:
-            issued = dict(conn.execute(sa.text(
+            issued = dict(conn.execute(db.date_binds(
                 "select county_code, count(*) from mkt_contact where cycle_date = :d and channel = 'call' "
-                "group by county_code"), {"d": d}).all())
+                "group by county_code", "d"), {"d": cycle}).all())
             done = {r[0]: r[1:] for r in conn.execute(sa.select(
                 mkt_call_outcome.c.county_code,
                 sa.func.count(sa.distinct(mkt_call_outcome.c.contact_id)),
@@ -260,14 +258,14 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
     def trajectory_lookup(request: Request, msisdn: str = "", v: Viewer = Depends(viewer)):
         """营销轨迹 of one customer (HQ only): every offer made, uptake, bills before and after."""
         from qz_outbound import outcomes
-        from qz_outbound.sms.outbox import mask
+        from qz_outbound.phone import is_mobile, mask
 
         if not v.hq:
             audit(v.name, "denied", v.county, "trajectory", None)
             raise HTTPException(403, "营销轨迹查询仅对市公司开放")
         number = msisdn.strip()
         rows, error = [], None
-        if number and not MSISDN.match(number):
+        if number and not is_mobile(number):
             error = "请输入 11 位手机号码"
         elif number:
             today = clock.today()

@@ -31,8 +31,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from qz_outbound import clock, db
-from qz_outbound.schema import mkt_contact, mkt_opt_out
-from qz_outbound.sms.outbox import ACCEPTED, DELIVERED, IN_DOUBT, UNDELIVERED, chunks, message_id_keys, normalise_msisdn
+from qz_outbound import optout
+from qz_outbound.schema import mkt_contact
+from qz_outbound.phone import normalise as normalise_msisdn
+from qz_outbound.sms.outbox import ACCEPTED, DELIVERED, IN_DOUBT, UNDELIVERED, chunks, message_id_keys
 from qz_outbound.sms.render import decode_short_message
 from qz_outbound.sms.schema import _TS, sms_inbound, sms_outbox, sms_part
 from qz_outbound.sms.settings import RepliesConfig
@@ -290,12 +292,11 @@ def _apply_replies(conn: Connection, rows: list, replies: RepliesConfig | None) 
         ).first()
         if kind == "opt_out":
             # for good, for every campaign, whether or not a contact matches
-            exists = conn.execute(sa.select(mkt_opt_out.c.msisdn).where(mkt_opt_out.c.msisdn == msisdn)).first()
-            if not exists and msisdn:
-                conn.execute(mkt_opt_out.insert().values(
-                    msisdn=msisdn, opted_out_at=_aware(r.received_at), source="sms_reply",
+            if msisdn:
+                optout.record_opt_out(
+                    conn, msisdn, at=_aware(r.received_at), source="sms_reply",
                     detail=f"reply {unicodedata.normalize('NFKC', r.body or '').strip()[:16]!r}"
-                           + (f" to contact {contact.contact_id}" if contact else "")))
+                           + (f" to contact {contact.contact_id}" if contact else ""))
         if contact is not None:
             # a recognised answer wins over an unrecognised one, never the other way round
             if kind != "unrecognised" or contact.response is None:

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from qz_outbound import clock
-from qz_outbound.schema import mkt_contact, mkt_opt_out
+from qz_outbound import clock, optout
+from qz_outbound.schema import mkt_contact
 from qz_outbound.sms.render import SMS_TEMPLATE_DIR, RenderError, render_sms, with_reference
 from qz_outbound.sms.schema import sms_outbox, sms_part
 from qz_outbound.sms.settings import SmsConfig, load_sms_config
@@ -73,21 +73,6 @@ def message_id_keys(message_id: str) -> tuple[str | None, str | None]:
     except ValueError:
         hexv = None
     return dec, hexv
-
-
-def normalise_msisdn(addr: str | None) -> str:
-    """11-digit mainland number from an SMPP address (``+86``/``86``/``0086`` prefixes dropped)."""
-    digits = "".join(ch for ch in (addr or "") if ch.isdigit())
-    for prefix in ("0086", "86"):
-        if len(digits) == 11 + len(prefix) and digits.startswith(prefix):
-            return digits[len(prefix):]
-    return digits
-
-
-def mask(msisdn: str | None) -> str:
-    """138****1234, for logs."""
-    m = msisdn or ""
-    return f"{m[:3]}****{m[-4:]}" if len(m) >= 8 else "****"
 
 
 # ---------------------------------------------------------------- queueing
@@ -142,8 +127,7 @@ def queue_messages(
                     .where(mkt_contact.c.contact_id.in_(ids), mkt_contact.c.channel == "sms"))
             }
             existing = set(conn.scalars(sa.select(sms_outbox.c.contact_id).where(sms_outbox.c.contact_id.in_(ids))))
-            opted = set(conn.scalars(sa.select(mkt_opt_out.c.msisdn).where(
-                mkt_opt_out.c.msisdn.in_({c.msisdn for c in contacts.values()}))))
+            opted = optout.is_opted_out(conn, (c.msisdn for c in contacts.values()))
             outbox_rows, part_rows, status_rows = [], [], []
             for item in batch:
                 contact = contacts.get(item.contact_id)
@@ -191,17 +175,6 @@ def queue_messages(
                 )
     log.info("queued SMS: %s", result.as_dict())
     return result
-
-
-# ---------------------------------------------------------------- opt-out
-
-def opted_out(conn: Connection, msisdns: Iterable[str]) -> set[str]:
-    """Which of these numbers are on the opt-out list now."""
-    numbers = list(set(msisdns))
-    found: set[str] = set()
-    for batch in chunks(numbers):
-        found.update(conn.scalars(sa.select(mkt_opt_out.c.msisdn).where(mkt_opt_out.c.msisdn.in_(batch))))
-    return found
 
 
 # ---------------------------------------------------------------- state updates

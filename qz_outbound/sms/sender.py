@@ -34,15 +34,15 @@ import sqlalchemy as sa
 from smpplib import consts
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock
-from qz_outbound.schema import mkt_opt_out
+from qz_outbound import clock, optout
+from qz_outbound.phone import mask
 from qz_outbound.sms import inbound as inbound_mod
 from qz_outbound.sms import runs
 from qz_outbound.sms import window as window_mod
 from qz_outbound.sms.limiter import RateLimiter, RedisRateLimiter, open_limiter
 from qz_outbound.sms.link import LinkDown, SmppLink, encode_submit_sm
 from qz_outbound.sms.outbox import (
-    ACCEPTED, IN_DOUBT, PENDING, QUEUED, REJECTED, SENDING, SKIPPED, derive_state, mask, message_id_keys,
+    ACCEPTED, IN_DOUBT, PENDING, QUEUED, REJECTED, SENDING, SKIPPED, derive_state, message_id_keys,
     set_message_states,
 )
 from qz_outbound.sms.schema import sms_outbox, sms_part
@@ -163,9 +163,7 @@ class _Sender:
                 return 0
         with self.engine.begin() as conn:
             cands = conn.execute(
-                sa.select(sms_outbox.c.contact_id, sms_outbox.c.msisdn,
-                          mkt_opt_out.c.msisdn.label("opted"))
-                .outerjoin(mkt_opt_out, mkt_opt_out.c.msisdn == sms_outbox.c.msisdn)
+                sa.select(sms_outbox.c.contact_id, sms_outbox.c.msisdn)
                 .where(sms_outbox.c.county_code == self.county_code, sms_outbox.c.state == QUEUED,
                        sms_outbox.c.cycle_date <= self.cycle_date)
                 .order_by(sms_outbox.c.cycle_date, sms_outbox.c.contact_id).limit(limit)
@@ -173,8 +171,9 @@ class _Sender:
             if not cands:
                 self.exhausted = True
                 return 0
-            opted = [c.contact_id for c in cands if c.opted is not None]
-            take = {c.contact_id: c.msisdn for c in cands if c.opted is None}
+            numbers = optout.is_opted_out(conn, (c.msisdn for c in cands))
+            opted = [c.contact_id for c in cands if c.msisdn in numbers]
+            take = {c.contact_id: c.msisdn for c in cands if c.msisdn not in numbers}
             claimed = set()
             if take:
                 ids = list(take)
@@ -454,8 +453,7 @@ class _Sender:
         if self._check_conn is None:
             self._check_conn = self.engine.connect()
         try:
-            return set(self._check_conn.scalars(
-                sa.select(mkt_opt_out.c.msisdn).where(mkt_opt_out.c.msisdn.in_(list(msisdns)))))
+            return optout.is_opted_out(self._check_conn, msisdns)
         finally:
             self._check_conn.rollback()  # end the snapshot: the next check sees newer opt-outs
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from qz_outbound import clock, schema
 from qz_outbound.agent import recommend
 from qz_outbound.agent.settings import load_agent_config
-from qz_outbound.sms.outbox import mask
+from qz_outbound.phone import mask
 
 from conftest import DAY, smsc_settings
 

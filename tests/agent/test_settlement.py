@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from qz_outbound import clock
 from qz_outbound.agent import commission, grading, recommend
 from qz_outbound.agent.personal_data import import_personal_data
-from qz_outbound.sms.outbox import mask
+from qz_outbound.phone import mask
 
 from conftest import smsc_settings
 from test_recommendation import agent_config, offered, outcomes, shops, topup

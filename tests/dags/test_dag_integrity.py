@@ -37,6 +37,39 @@ def test_every_dag_has_owner_retries_tags_and_docs(dagbag):
                 assert t.retries >= 1, (dag_id, t.task_id)
 
 
+def test_every_task_of_every_dag_alerts_on_failure(dagbag):
+    """A DAG without the callback fails silently (agent_channel and agent_settlement once did)."""
+    from qz_alerts import on_task_failure
+
+    assert set(dagbag.dags) >= {"outbound_daily", "outcomes_loop", "cycle_deadlines", "agent_channel",
+                                "agent_settlement"}
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tasks, dag_id
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert on_task_failure in callbacks, (dag_id, t.task_id)
+
+
+def test_assets_are_defined_once_for_dags_and_the_portal(dagbag):
+    """The portal records its upload event on the very asset outcomes_loop is scheduled on."""
+    import qz_dags
+
+    def uris(condition) -> set[str]:   # an asset, or an any/all condition of them
+        if hasattr(condition, "objects"):
+            return set().union(*(uris(c) for c in condition.objects))
+        return {condition.uri}
+
+    scheduled_on = uris(dagbag.dags["outcomes_loop"].timetable.asset_condition)
+    assert qz_dags.CALL_OUTCOMES.uri in scheduled_on
+    portal = (ROOT / "plugins" / "county_portal.py").read_text(encoding="utf-8")
+    assert "from qz_dags import CALL_OUTCOMES" in portal and "qz-outbound://" not in portal
+    for path in DAG_FILES:    # no DAG types an asset URI of its own
+        assert "qz-outbound://" not in path.read_text(encoding="utf-8"), path.name
+    outlets = {o.uri for dag in dagbag.dags.values() for t in dag.tasks for o in t.outlets}
+    assert outlets == {qz_dags.CONTACTS.uri, qz_dags.SEGMENT_SNAPSHOT.uri}
+
+
 def test_outbound_daily_is_scheduled_daily_in_shanghai(dagbag):
     dag = dagbag.dags["outbound_daily"]
     timetable = dag.timetable

@@ -104,7 +104,7 @@ def test_opt_out_never_contacted_after_refused_do_not_call(cycle):
         row = conn.execute(sa.text("select source, detail from mkt_opt_out where msisdn = :m"), {"m": msisdn}).one()
     assert tuple(row) == ("call_outcome", result.upload_id)
     # the opt-out is in force for every message not yet submitted: the SMS queue skips the number
-    from qz_outbound.sms.outbox import opted_out
+    from qz_outbound.optout import is_opted_out as opted_out
 
     with engine.connect() as conn:
         assert opted_out(conn, [msisdn]) == {msisdn}

@@ -9,7 +9,9 @@ from smpplib import smpp
 
 from qz_outbound.sms.inbound import classify_reply
 from qz_outbound.sms.link import decode_deliver_sm, encode_submit_sm
-from qz_outbound.sms.outbox import derive_state, mask, message_id_keys, normalise_msisdn
+from qz_outbound.phone import mask
+from qz_outbound.phone import normalise as normalise_msisdn
+from qz_outbound.sms.outbox import derive_state, message_id_keys
 from qz_outbound.sms.render import RenderError, decode_short_message, render_sms
 from qz_outbound.sms.settings import RepliesConfig, load_sms_config
 
