@@ -47,15 +47,8 @@ ensure_docker() {
   fi
 }
 
-# The Debian mirror and suite of this machine's apt sources (deb822 or one-line form).
-mirror() {
-  local m
-  m=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [ -n "$m" ] || m=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' \
-                     /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1)
-  [ -n "$m" ] || { log "no Debian mirror in /etc/apt/sources*"; exit 1; }
-  echo "$m"
-}
+# The Debian mirror of this machine's apt sources (one place: scripts/services/debian-mirror.sh).
+mirror() { "$root/scripts/services/debian-mirror.sh" || exit 1; }
 
 hash_of() { cat "$@" | sha256sum | cut -c1-12; }
 

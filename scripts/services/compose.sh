@@ -20,7 +20,8 @@ echo "[compose] fetching Debian's docker-compose 2.x package (trixie)" >&2
 apt_dir=$(mktemp -d)
 trap 'rm -rf "$apt_dir"' EXIT
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
+# the mirror of the system's apt sources, with the trixie suite (no registry host written here)
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $("$here/debian-mirror.sh") trixie main" \
   > "$apt_dir/sources.list"
 opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
       -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
