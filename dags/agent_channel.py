@@ -41,16 +41,12 @@ def agent_channel():
     def check_config() -> dict:
         """Every config file and the three connections (a typo, a missing field or marketing_db behind
         the head revision stops the run, with file and line or connection and field)."""
-        from airflow.sdk.exceptions import AirflowFailException
-        from qz_db_hook import preflight_connections
+        from qz_db_hook import check_connections
 
-        from qz_outbound import campaigns, preflight
+        from qz_outbound import campaigns
         from qz_outbound.agent import recommend
 
-        try:
-            preflight.check_all(preflight_connections())
-        except preflight.PreflightError as exc:
-            raise AirflowFailException(str(exc)) from None
+        check_connections()
         library = campaigns.load_library()
         return {"agent_campaigns": len(recommend.agent_campaigns(library, _today()))}
 

@@ -48,15 +48,11 @@ def outbound_daily():
         """Validate every config file HQ edits and the three connections (fields, bounds, both
         databases reachable, marketing_db at the head revision) before anything else runs; a failure
         stops the cycle here, nothing is published or sent (no retry: a typo stays a typo)."""
-        from airflow.sdk.exceptions import AirflowFailException
-        from qz_db_hook import preflight_connections
+        from qz_db_hook import check_connections
 
-        from qz_outbound import campaigns, counties, preflight
+        from qz_outbound import campaigns, counties
 
-        try:
-            checked = preflight.check_all(preflight_connections())
-        except preflight.PreflightError as exc:
-            raise AirflowFailException(str(exc)) from None
+        checked = check_connections()
         return {"counties": len(counties.county_names()), "campaigns": len(campaigns.load_library()), **checked}
 
     @task(outlets=[SEGMENT_SNAPSHOT], pool="marketing_db", execution_timeout=dt.timedelta(minutes=45))

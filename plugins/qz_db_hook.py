@@ -50,3 +50,17 @@ def preflight_connections() -> dict:
             conn_id=conn_id, conn_type=conn.conn_type, host=conn.host, port=conn.port, login=conn.login,
             password=conn.password, schema=conn.schema, extra=conn.extra_dejson, uri=uri)
     return found
+
+
+def check_connections() -> dict:
+    """Every config file and the three connections checked (``qz_outbound.preflight.check_all``),
+    for the ``check_config`` task of each DAG that sends: a mistake fails the task without retry
+    (a typo stays a typo), its message naming the file and line or the connection and field."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from qz_outbound import preflight
+
+    try:
+        return preflight.check_all(preflight_connections())
+    except preflight.PreflightError as exc:
+        raise AirflowFailException(str(exc)) from None
