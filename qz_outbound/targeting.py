@@ -13,8 +13,12 @@ Steps, all set work inside the databases:
 3. :func:`coverage` reports the share of contactable customers with an offer,
    per county and stability type.
 
-The rules of the contact policy live in one place: ``include/sql/_contactable.sql``
-(who may be contacted at all) and ``target_list.sql`` (per-campaign rules).
+The rules of the contact policy live in one place: each is a macro of
+``include/sql/_contactable.sql`` (who may be contacted at all, and per campaign: the
+same-campaign gap, the refusal block, products held), called by the target list, the
+coverage report, the target audit and the agent channel alike; their dates come from
+:func:`qz_outbound.policy.contact_policy_binds`. ``target_list.sql`` holds the campaigns'
+own selection rules.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from sqlalchemy.engine import Engine
 from qz_outbound import SQL_DIR, config, db, exports, schema
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
-from qz_outbound.segmentation import month_start, record_stage
+from qz_outbound.policy import contact_policy_binds
+from qz_outbound.segmentation import record_stage
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +176,6 @@ def _campaign_sql(c: Campaign, cycle_date: dt.date) -> CampaignSql:
         control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule)
 
 
-def policy_params(cycle_date: dt.date, policy: ContactPolicy) -> dict:
-    window_start = cycle_date - dt.timedelta(days=policy.window_days - 1)
-    this_month = month_start(cycle_date, 0)
-    return {
-        "d": cycle_date.isoformat(),
-        "window_start": window_start.isoformat(),
-        "month_start": this_month.isoformat(),
-        "recent_since": min(window_start, this_month).isoformat(),
-        "same_campaign_since": (cycle_date - dt.timedelta(days=policy.same_campaign_gap_days)).isoformat(),
-        "refusal_since": (cycle_date - dt.timedelta(days=policy.refusal_block_days)).isoformat(),
-        "d_month": cycle_date.month,
-    }
-
-
 def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Campaign],
                       policy: ContactPolicy | None = None, channels: Channels | None = None,
                       slices: int = 2) -> int:
@@ -199,7 +190,7 @@ def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
         log.warning("campaigns left out, paused automatically by the outcome loop: %s", ", ".join(sorted(paused)))
     if not active:
         raise ValueError(f"no campaign of the library is active on {cycle_date}")
-    params = policy_params(cycle_date, policy)
+    params = contact_policy_binds(cycle_date, policy)
     for c in active:
         if c.target.bundle_expiring:
             days = c.target.bundle_expiring.within_days
@@ -218,7 +209,7 @@ def coverage(marketing: Engine, cycle_date: dt.date, policy: ContactPolicy | Non
     and coverage = offered / contactable (control customers count as offered: they were chosen)."""
     policy = policy or load_policy()
     dialect = marketing.dialect.name
-    params = policy_params(cycle_date, policy)
+    params = contact_policy_binds(cycle_date, policy)
     with marketing.begin() as conn:
         conn.exec_driver_sql("drop table if exists tmp_coverage_excluded")
         conn.execute(sa.text(db.render_sql("coverage.sql", dialect, policy=policy, step="excluded")), params)

@@ -6,19 +6,17 @@
     recommendation rules (or personal import) select the customer. A current offer of a campaign
     without the agent channel stays the only offer (offers never overlap): no recommendation.
 
-    Contact policy: the hard exclusions come from the data mart as read with the event and from
-    the latest cycle's staged exclusions and the opt-out list (_contactable.sql); frequency rules
-    count every real contact up to and including today, since a recommendation is made on the day
-    it is decided and a same-day SMS of the daily cycle is a contact too.
+    Contact policy: every rule is a macro of _contactable.sql, the same the daily cycle applies; the
+    hard exclusions come from the data mart as read with the event and from the latest cycle's
+    staged exclusions and the opt-out list; frequency rules and the same-campaign gap count every
+    real contact up to and including today (history_until is tomorrow), since a recommendation is
+    made on the day it is decided and a same-day SMS of the daily cycle is a contact too.
 
     Context: agent_campaigns (code, product_code, priority, enabled, rules, personal), policy.
-    Bind parameters: token, d (the latest cycle), next_day (today + 1), window_start, month_start,
-    recent_since, same_campaign_since, refusal_since, valid_since (timestamp), d_month. -#}
+    Bind parameters: token, valid_since (timestamp), d_month and the contact policy's
+    (qz_outbound/policy.py: d is the latest cycle, the other dates are today's). -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
-{#- recent_contacts counts cycles before its 'd': here that bound is tomorrow, so today counts -#}
-{% macro _through_today(name) %}{{ d.date_param('next_day' if name == 'd' else name) }}{% endmacro %}
-{% set through_today = {'date_param': _through_today} %}
 {% macro range(col, r) %}{% if r is not none %}{% if r.min is not none %} and s.{{ col }} >= {{ r.min }}{% endif %}{% if r.max is not none %} and s.{{ col }} <= {{ r.max }}{% endif %}{% endif %}{% endmacro %}
 with claimed as (
     select
@@ -30,7 +28,7 @@ with claimed as (
 ),
 
 recent as (
-    {{ c.recent_contacts(through_today) }}
+    {{ c.recent_contacts(d) }}
 ),
 
 excluded as (
@@ -38,14 +36,7 @@ excluded as (
 ),
 
 staged_exclusion as (
-    select
-        msisdn,
-        max(case when reason = 'dnd' then 1 else 0 end) as dnd,
-        max(case when reason = 'complaint' then 1 else 0 end) as complaint
-    from stg_exclusion
-    where cycle_date = {{ d.date_param('d') }}
-      and msisdn in (select msisdn from claimed)
-    group by msisdn
+    {{ c.exclusion_reasons(d, among='select msisdn from claimed') }}
 ),
 
 snap as (
@@ -138,15 +129,7 @@ offer as (
 ),
 
 blocked_campaign as (
-    -- the same campaign within the gap (today included), or a refusal of it within the block
-    select distinct
-        msisdn,
-        campaign_code
-    from mkt_contact
-    where msisdn in (select msisdn from claimed)
-      and ((cycle_date >= {{ d.date_param('same_campaign_since') }} and cycle_date < {{ d.date_param('next_day') }})
-           or (response in ('refused', 'refused_do_not_call')
-               and responded_at >= {{ d.date_param('refusal_since') }}))
+    {{ c.blocked_campaigns(d, among='select msisdn from claimed') }}
 ),
 
 judged as (
@@ -173,9 +156,9 @@ judged as (
                   and p.event_id < e.event_id) then 'duplicate_topup'
             when e.agent_known = 0 or e.agent_msisdn is null then 'unknown_agent'
             when e.customer_status is null then 'unknown_customer'
-            when e.customer_status = 'cancelled' then 'cancelled'
+            when {{ c.cancelled('e') }} then 'cancelled'
             when e.dnd = 1 or coalesce(x.dnd, 0) = 1 then 'dnd'
-            when exists (select 1 from mkt_opt_out as u where u.msisdn = e.msisdn) then 'opt_out'
+            when e.msisdn in ({{ c.opted_out() }}) then 'opt_out'
             when e.complaint = 1 or coalesce(x.complaint, 0) = 1 then 'complaint'
             -- the shared definition of who may never be contacted, whatever it grows to
             when {{ c.hard_excluded('e', 'ex') }} then 'excluded'
@@ -187,15 +170,8 @@ judged as (
             when o.campaign_code is null then 'no_offer'
             when o.agent_enabled = 0 then 'offer_not_agent'
             when {{ c.capped(policy, 'rc') }} then 'capped'
-            when exists (
-                select 1 from blocked_campaign as b
-                where b.msisdn = e.msisdn
-                  and b.campaign_code = o.campaign_code) then 'campaign_blocked'
-            when exists (
-                select 1 from stg_holding as h
-                where h.cycle_date = {{ d.date_param('d') }}
-                  and h.msisdn = e.msisdn
-                  and h.product_code = o.product_code) then 'holds_product'
+            when {{ c.campaign_blocked('blocked_campaign', 'e.msisdn', 'o.campaign_code') }} then 'campaign_blocked'
+            when {{ c.holds_product(d, 'e.msisdn', 'o.product_code') }} then 'holds_product'
         end as reason
     from claimed as e
     join offer as o

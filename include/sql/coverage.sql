@@ -1,6 +1,7 @@
 {#- Coverage (a KPI): per county and stability type, how many customers there are, how many the
     hard rules exclude, how many the frequency rules hold back, how many may be contacted, and
-    how many of those got an offer. Same contact rules as the target list (_contactable.sql). -#}
+    how many of those got an offer. Same contact rules as the target list (_contactable.sql).
+    Bind parameters: the contact policy's (qz_outbound/policy.py). -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
 {% if step == 'excluded' %}

@@ -5,7 +5,8 @@
       tmp_receipt_key  (inbound_id, ident, k_dec, k_hex)       each id the receipt quotes, as given
                        and read as a decimal and as a hexadecimal number (decimal digits)
     and fills tmp_receipt_match (inbound_id, outcome, contact_id, part_no, mid, mid_dec, mid_hex).
-    step: match | reduce | parts | recompute | outbox | contact | inbound.  Bind parameters: now. -#}
+    step: match | reduce | parts | recompute | outbox | contact | inbound.  Bind parameters: now.
+    Context (recompute): state_rules, state_otherwise (qz_outbound.sms.outbox). -#}
 {% if step == 'match' %}
 -- A receipt finds its part by the same text first, then the same number in the same base,
 -- then in the other base; within the best tier, parts of the receipt's own handset win.
@@ -88,22 +89,20 @@ set state = coalesce(u.new_state, sms_part.state),
 from tmp_receipt_part as u
 where sms_part.contact_id = u.contact_id and sms_part.part_no = u.part_no
 {% elif step == 'recompute' %}
--- Each touched message's state derived from all its parts (the same rules as
--- qz_outbound.sms.outbox.derive_state; tests/sms/test_messages.py checks they agree); kept only where the message moved and no sender holds it.
+-- Each touched message's state derived from all its parts, by the rules derive_state applies
+-- (qz_outbound.sms.outbox.MESSAGE_STATE_RULES, rendered here in their order); kept only where the
+-- message moved and no sender holds it.
 insert into tmp_message_state (contact_id, state, done_at, sent_at)
 select s.contact_id, s.state,
        case when s.state in ('delivered', 'undelivered') then s.done_at end,
        s.sent_at
 from (
     select p.contact_id,
-           case when sum(case when p.state = 'pending' then 1 else 0 end) > 0 then 'queued'
-                when sum(case when p.state = 'skipped' then 1 else 0 end) = count(*) then 'skipped'
-                when sum(case when p.state = 'rejected' then 1 else 0 end) > 0 then 'rejected'
-                when sum(case when p.state = 'in_doubt' then 1 else 0 end) > 0 then 'in_doubt'
-                when sum(case when p.state = 'delivered' then 1 else 0 end) = count(*) then 'delivered'
-                when sum(case when p.state in ('delivered', 'undelivered') then 1 else 0 end) = count(*)
-                     then 'undelivered'
-                else 'submitted' end as state,
+           case
+           {%- for state, quantifier, among in state_rules %}
+                when sum(case when p.state in ({% for a in among %}'{{ a }}'{{ ', ' if not loop.last }}{% endfor %}) then 1 else 0 end) {{ '> 0' if quantifier == 'any' else '= count(*)' }} then '{{ state }}'
+           {%- endfor %}
+                else '{{ state_otherwise }}' end as state,
            max(p.receipt_at) as done_at,
            min(p.accepted_at) as sent_at
     from sms_part as p

@@ -11,10 +11,13 @@
 
   query = 'control': per campaign, the customers chosen and those held out as control.
 
+  The contact rules are _contactable.sql's macros, the ones the list was built with.
+
   Context: query, opt_out_cutoff (true when only opt-outs recorded before the list was built
   count). Bind parameters: d, [opted_out_before].
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% import '_contactable.sql' as c %}
 {% if query == 'rows' %}
 with target as (
     select
@@ -27,26 +30,14 @@ with target as (
 ),
 
 excluded as (
-    -- the data mart's do-not-disturb list and recent marketing complaints, staged for the cycle;
-    -- grouped, because a customer can be on both
-    select
-        msisdn,
-        max(case when reason = 'dnd' then 1 else 0 end) as dnd,
-        max(case when reason = 'complaint' then 1 else 0 end) as complaint
-    from stg_exclusion
-    where cycle_date = {{ d.date_param('d') }}
-    group by msisdn
+    -- the data mart's do-not-disturb list and recent marketing complaints, staged for the cycle
+    {{ c.exclusion_reasons(d) }}
 ),
 
 opted_out as (
-    -- mkt_opt_out is live (replies arrive all day); an opt-out recorded after the list was
+    -- the opt-out list is live (replies arrive all day); an opt-out recorded after the list was
     -- built is not a defect of the list: the sender checks opt-outs again before every submit
-    select
-        msisdn
-    from mkt_opt_out
-    {%- if opt_out_cutoff %}
-    where opted_out_at < :opted_out_before
-    {%- endif %}
+    {{ c.opted_out('opted_out_before' if opt_out_cutoff else none) }}
 ),
 
 snapshot as (
@@ -60,11 +51,13 @@ snapshot as (
 ),
 
 held as (
+    -- distinct: a row of the list stays one row
     select distinct
         msisdn,
         product_code
-    from stg_holding
-    where cycle_date = {{ d.date_param('d') }}
+    from (
+        {{ c.holdings(d) }}
+    ) as h
 )
 
 select
@@ -76,7 +69,7 @@ select
         when x.dnd = 1 then 'dnd'
         when x.complaint = 1 then 'complaint'
         when o.msisdn is not null then 'opt_out'
-        when s.msisdn is null or s.status = 'cancelled' then 'cancelled_or_unknown'
+        when s.msisdn is null or {{ c.cancelled('s') }} then 'cancelled_or_unknown'
         when h.msisdn is not null then 'holds_product'
     end as excluded_reason
 from target as t

@@ -12,8 +12,8 @@
   assignment_draw is the same in Python.
 
   Context: campaigns (active ones, with control_bp, variant_cuts), assignment_month ('YYYY-MM'),
-  policy, call_rule, n_slices. Bind parameters: d, window_start, month_start, recent_since,
-  same_campaign_since, refusal_since, d_month, [slice].
+  policy, call_rule, n_slices. Bind parameters: the contact policy's (qz_outbound/policy.py), d_month,
+  expiry_<days>, [slice].
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
@@ -51,15 +51,7 @@ contactable as (
 ),
 
 blocked_campaign as (
-    -- the same campaign within the gap (control included: they stay out of its measurement),
-    -- or a refusal of the campaign within the block
-    select distinct
-        msisdn,
-        campaign_code
-    from mkt_contact
-    where (cycle_date >= {{ d.date_param('same_campaign_since') }} and cycle_date < {{ d.date_param('d') }})
-       or (response in ('refused', 'refused_do_not_call')
-           and responded_at >= {{ d.date_param('refusal_since') }})
+    {{ c.blocked_campaigns(d) }}
 ),
 
 candidate as (
@@ -116,12 +108,7 @@ candidate as (
           {%- if k.rule_sql %}
           and s.msisdn in ({{ k.rule_sql }})
           {%- endif %}
-          -- nobody is offered a product they already hold
-          and not exists (
-              select 1 from stg_holding as held
-              where held.cycle_date = {{ d.date_param('d') }}
-                and held.msisdn = s.msisdn
-                and held.product_code = '{{ k.product_code }}')
+          and not {{ c.holds_product(d, 's.msisdn', "'" ~ k.product_code ~ "'") }}
     ) as h
 {{ '    union all' if not loop.last }}
 {% endfor %}
@@ -132,10 +119,7 @@ ranked as (
         candidate.*,
         row_number() over (partition by msisdn order by priority, campaign_code) as offer_rank
     from candidate
-    where not exists (
-        select 1 from blocked_campaign as b
-        where b.msisdn = candidate.msisdn
-          and b.campaign_code = candidate.campaign_code)
+    where not {{ c.campaign_blocked('blocked_campaign', 'candidate.msisdn', 'candidate.campaign_code') }}
 ),
 
 chosen as (

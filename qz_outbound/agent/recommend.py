@@ -38,7 +38,7 @@ from qz_outbound.agent.schema import mkt_agent_event, mkt_personal_data
 from qz_outbound.agent.settings import AgentChannelConfig, load_agent_config
 from qz_outbound.campaigns import Campaign
 from qz_outbound.schema import mkt_contact
-from qz_outbound.segmentation import month_start
+from qz_outbound.policy import contact_policy_binds
 from qz_outbound.sms import window
 from qz_outbound.sms.outbox import PENDING as PART_PENDING
 from qz_outbound.phone import mask
@@ -143,19 +143,9 @@ def decision_params(conn: Connection, now: dt.datetime, policy: ContactPolicy, c
     if isinstance(latest, str):
         latest = dt.date.fromisoformat(latest)
     latest = latest or dt.date(1900, 1, 1)       # no cycle yet: no current offers, no staged exclusions
-    window_start = today - dt.timedelta(days=policy.window_days - 1)
-    this_month = month_start(today, 0)
-    return {
-        "d": latest.isoformat(),
-        "next_day": (today + dt.timedelta(days=1)).isoformat(),
-        "window_start": window_start.isoformat(),
-        "month_start": this_month.isoformat(),
-        "recent_since": min(window_start, this_month).isoformat(),
-        "same_campaign_since": (today - dt.timedelta(days=policy.same_campaign_gap_days)).isoformat(),
-        "refusal_since": (today - dt.timedelta(days=policy.refusal_block_days)).isoformat(),
-        "valid_since": _local(now - dt.timedelta(hours=cfg.recommendation.offer_validity_hours)),
-        "d_month": today.month,
-    }
+    # the daily cycle's rules and dates; today's contacts (the cycle's SMS and calls) count too
+    return {**contact_policy_binds(today, policy, cycle=latest, today_counts=True),
+            "valid_since": _local(now - dt.timedelta(hours=cfg.recommendation.offer_validity_hours))}
 
 
 def _outbox_rows(message_id: str, day: dt.date, msisdn: str, campaign_code: str, template: str, sms, now):

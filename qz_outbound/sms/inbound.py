@@ -34,7 +34,9 @@ from qz_outbound import clock, db
 from qz_outbound import optout
 from qz_outbound.schema import mkt_contact
 from qz_outbound.phone import normalise as normalise_msisdn
-from qz_outbound.sms.outbox import ACCEPTED, DELIVERED, IN_DOUBT, UNDELIVERED, chunks, message_id_keys
+from qz_outbound.sms.outbox import (
+    ACCEPTED, DELIVERED, IN_DOUBT, MESSAGE_STATE_OTHERWISE, MESSAGE_STATE_RULES, UNDELIVERED, chunks, message_id_keys,
+)
 from qz_outbound.sms.render import decode_short_message
 from qz_outbound.sms.schema import _TS, sms_inbound, sms_outbox, sms_part
 from qz_outbound.sms.settings import RepliesConfig
@@ -169,7 +171,8 @@ _tmp_message_state = sa.Table("tmp_message_state", _TMP, sa.Column("contact_id",
 
 
 def _run_step(conn: Connection, step: str, first: bool = True, **params) -> int:
-    stmt = sa.text(db.render_sql("receipt_apply.sql", conn.dialect.name, step=step, first=first))
+    stmt = sa.text(db.render_sql("receipt_apply.sql", conn.dialect.name, step=step, first=first,
+                                 state_rules=MESSAGE_STATE_RULES, state_otherwise=MESSAGE_STATE_OTHERWISE))
     if "now" in params:
         stmt = stmt.bindparams(sa.bindparam("now", type_=_TS))
     t0 = time.monotonic()

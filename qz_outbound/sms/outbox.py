@@ -42,22 +42,31 @@ def chunks(seq: Sequence, size: int = _CHUNK):
         yield seq[i:i + size]
 
 
+# A message's state from its parts' states, in order: the first rule that holds gives the state
+# (state, "any" | "all" of the parts, in these part states); none: MESSAGE_STATE_OTHERWISE.
+# The one definition: derive_state applies it in Python (the sender), and the receipts' set
+# statement renders it as a CASE over the parts (include/sql/receipt_apply.sql, step recompute).
+MESSAGE_STATE_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (QUEUED, "any", (PENDING,)),                  # a part still to send
+    (SKIPPED, "all", (SKIPPED,)),
+    (REJECTED, "any", (REJECTED,)),
+    (IN_DOUBT, "any", (IN_DOUBT,)),
+    (DELIVERED, "all", (DELIVERED,)),
+    (UNDELIVERED, "all", (DELIVERED, UNDELIVERED)),
+)
+MESSAGE_STATE_OTHERWISE = SUBMITTED
+
+
 def derive_state(part_states: Iterable[str]) -> str:
-    """A message's state from its parts' states (``queued`` while any part is still to send)."""
+    """A message's state from its parts' states (``queued`` while any part is still to send, or
+    without parts): the first of :data:`MESSAGE_STATE_RULES` that holds."""
     states = list(part_states)
-    if not states or any(s == PENDING for s in states):
+    if not states:
         return QUEUED
-    if all(s == SKIPPED for s in states):
-        return SKIPPED
-    if any(s == REJECTED for s in states):
-        return REJECTED
-    if any(s == IN_DOUBT for s in states):
-        return IN_DOUBT
-    if all(s == DELIVERED for s in states):
-        return DELIVERED
-    if all(s in (DELIVERED, UNDELIVERED) for s in states):
-        return UNDELIVERED
-    return SUBMITTED
+    for state, quantifier, among in MESSAGE_STATE_RULES:
+        if (any if quantifier == "any" else all)(s in among for s in states):
+            return state
+    return MESSAGE_STATE_OTHERWISE
 
 
 def message_id_keys(message_id: str) -> tuple[str | None, str | None]:

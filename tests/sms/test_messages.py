@@ -159,39 +159,3 @@ def test_messages_rendered_one_by_one_get_their_own_16_bit_reference():
     assert with_reference(base, "C000001", 5) == with_reference(base, "C000001", 5)
     short = split("【泉州移动】短信", 5)
     assert with_reference(short, "C1", 5) is short
-
-
-def test_message_states_derived_in_sql_follow_derive_state(sqlite_engine):
-    """The receipts' set statement (receipt_apply.sql, step recompute) derives a message's state from
-    its parts by the same rules as derive_state: checked for every pair of part states."""
-    import datetime as dt
-    import itertools
-
-    import sqlalchemy as sa
-
-    from qz_outbound.sms import inbound
-    from qz_outbound.sms.outbox import derive_state
-    from qz_outbound.sms.schema import sms_outbox, sms_part
-
-    states = ["pending", "accepted", "delivered", "undelivered", "rejected", "skipped", "in_doubt"]
-    combos = list(itertools.product(states, repeat=2))
-    now = dt.datetime(2026, 11, 23, 10)
-    with sqlite_engine.begin() as conn:
-        for k, combo in enumerate(combos):
-            cid = f"M{k:03d}"
-            conn.execute(sms_outbox.insert().values(
-                contact_id=cid, cycle_date=dt.date(2026, 11, 23), county_code="350582", msisdn="13900000000",
-                campaign_code="1141-007", template="t", text="x", parts=2, state="submitted", queued_at=now))
-            for no, st in enumerate(combo, start=1):
-                conn.execute(sms_part.insert().values(contact_id=cid, part_no=no, esm_class=0x40, data_coding=8,
-                                                      payload=b"x", state=st, attempts=1))
-        inbound._TMP.create_all(conn)
-        conn.execute(inbound._tmp_receipt_part.insert(),
-                     [dict(contact_id=f"M{k:03d}", part_no=1) for k in range(len(combos))])
-        inbound._run_step(conn, "recompute")
-        derived = dict(conn.execute(sa.select(inbound._tmp_message_state.c.contact_id,
-                                              inbound._tmp_message_state.c.state)).all())
-    for k, combo in enumerate(combos):
-        expected = derive_state(combo)
-        moved = expected not in ("queued", "submitted")     # only messages that moved are written
-        assert derived.get(f"M{k:03d}") == (expected if moved else None), combo
