@@ -110,7 +110,7 @@ candidate as (
                 and hp.msisdn = s.msisdn
                 and hp.product_code in ({% for p in k.target.holds_any_of %}'{{ p }}'{{ ', ' if not loop.last }}{% endfor %}))
           {%- endif %}
-          {%- if k.target.birthday_month %}
+          {%- if k.target.anniversary_month %}
           and {{ d.month_of('s.open_date') }} = :d_month
           {%- endif %}
           {%- if k.rule_sql %}

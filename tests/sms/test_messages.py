@@ -181,7 +181,7 @@ def test_message_states_derived_in_sql_follow_derive_state(sqlite_engine):
             cid = f"M{k:03d}"
             conn.execute(sms_outbox.insert().values(
                 contact_id=cid, cycle_date=dt.date(2026, 11, 23), county_code="350582", msisdn="13900000000",
-                campaign_code="1141-007", template="t", text="x", parts=2, state="submitted", queued_at=now))
+                campaign_code="1114-007", template="t", text="x", parts=2, state="submitted", queued_at=now))
             for no, st in enumerate(combo, start=1):
                 conn.execute(sms_part.insert().values(contact_id=cid, part_no=no, esm_class=0x40, data_coding=8,
                                                       payload=b"x", state=st, attempts=1))
