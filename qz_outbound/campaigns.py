@@ -210,6 +210,13 @@ class Campaign(config.StrictModel):
             raise ValueError("channel agent needs agent_pitch (the shop owner's one line)")
         return self
 
+    @model_validator(mode="after")
+    def _fallback_is_care(self) -> "Campaign":
+        if self.fallback and (self.type != "care" or not {"sms", "call"} & set(self.channels)):
+            raise ValueError("fallback: the campaign that takes the uncovered must be a care campaign "
+                             "(type care) with an sms or call channel")
+        return self
+
     @property
     def customer_agent_template(self) -> str | None:
         """The customer's SMS for an agent recommendation: its own, else the first SMS variant's."""
@@ -223,6 +230,15 @@ class Campaign(config.StrictModel):
 
     def active_on(self, day: dt.date) -> bool:
         return not self.paused and self.valid_from <= day <= self.valid_to
+
+
+def code_fields(code: str) -> dict[str, str]:
+    """What a well-formed code says: ``type``, ``benefit``, ``requirement`` and ``reward`` (for
+    building a campaign whose declarations agree with its code, e.g. in tests)."""
+    m = CODE.match(code)
+    if not m:
+        raise ValueError(f"not a campaign code: {code!r}")
+    return {field: values[code[pos]] for field, (pos, _meaning, values) in CODE_DIGITS.items()}
 
 
 def library_dir() -> Path:

@@ -122,6 +122,7 @@ class CampaignSql:
     control_bp: int
     variant_cuts: list[tuple[str, int]]
     rule_sql: str | None
+    fallback: bool = False
 
 
 ASSIGNMENT_PURPOSES = ("control", "variant")
@@ -168,7 +169,8 @@ def _campaign_sql(c: Campaign, cycle_date: dt.date) -> CampaignSql:
         # the name only labels the SQL's line comment: a line break in it would end the comment
         code=c.code, name=" ".join(c.name.split()), product_code=c.product_code, priority=c.priority, target=c.target,
         allows_call="call" in c.channels, allows_sms="sms" in c.channels,
-        control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule)
+        control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule,
+        fallback=c.fallback)
 
 
 def policy_params(cycle_date: dt.date, policy: ContactPolicy) -> dict:

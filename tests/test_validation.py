@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import clock, db, schema, validation
-from qz_outbound.campaigns import Campaign
+from qz_outbound.campaigns import Campaign, code_fields
 from qz_outbound.counties import county_names
 from qz_outbound.segmentation import record_stage
 
@@ -31,7 +31,7 @@ N_A, N_B = 260, 40                     # A is checked for its control share (>= 
 
 def campaign(code: str, product: str, control_share: str, **extra) -> Campaign:
     return Campaign.model_validate({
-        "code": code, "name": f"测试活动{code}", "type": {"1": "uplift", "2": "retention", "3": "care"}[code[0]],
+        "code": code, "name": f"测试活动{code}", **code_fields(code),
         "product_code": product, "offer": "测试优惠", "priority": 10, "valid_from": "2026-01-01",
         "valid_to": "2027-12-31", "target": {"stability_types": ["1"]}, "channels": ["sms"],
         "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, **extra})

@@ -39,7 +39,9 @@ contactable as (
         s.market_segment,
         s.bundle_kind,
         s.open_date,
-        s.segment_code
+        s.segment_code,
+        s.terminal_type,
+        s.sms_m0
     from mkt_segment_snapshot as s
     left join recent as r
         on r.msisdn = s.msisdn
@@ -78,7 +80,8 @@ candidate as (
             s.spend_tier,
             s.segment_code,
             {% if k.allows_call %}case when s.spend_tier >= {{ call_rule.min_spend_tier }} and s.stability_type in ({% for t in call_rule.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}) then 1 else 0 end{% else %}0{% endif %} as call_eligible,
-            {{ 1 if k.allows_sms else 0 }} as sms_allowed
+            {{ 1 if k.allows_sms else 0 }} as sms_allowed,
+            {{ 1 if k.fallback else 0 }} as is_fallback
         from contactable as s
         where s.stability_type in ({% for t in k.target.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
           {{- range('spend_tier', k.target.spend_tier) }}
@@ -110,6 +113,13 @@ candidate as (
                 and hp.msisdn = s.msisdn
                 and hp.product_code in ({% for p in k.target.holds_any_of %}'{{ p }}'{{ ', ' if not loop.last }}{% endfor %}))
           {%- endif %}
+          {%- if k.target.terminal_types %}
+          and s.terminal_type in ({% for t in k.target.terminal_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
+          {%- endif %}
+          {%- if k.target.sms_count %}{% set r = k.target.sms_count %}
+          {%- if r.min is not none %} and coalesce(s.sms_m0, 0) >= {{ r.min }}{% endif %}
+          {%- if r.max is not none %} and coalesce(s.sms_m0, 0) <= {{ r.max }}{% endif %}
+          {%- endif %}
           {%- if k.target.anniversary_month %}
           and {{ d.month_of('s.open_date') }} = :d_month
           {%- endif %}
@@ -130,7 +140,8 @@ candidate as (
 ranked as (
     select
         candidate.*,
-        row_number() over (partition by msisdn order by priority, campaign_code) as offer_rank
+        -- a fallback (care) campaign only takes whom no other campaign offers anything
+        row_number() over (partition by msisdn order by is_fallback, priority, campaign_code) as offer_rank
     from candidate
     where not exists (
         select 1 from blocked_campaign as b
