@@ -12,7 +12,8 @@
   assignment_draw is the same in Python.
 
   Context: campaigns (active ones, with control_bp, variant_cuts), assignment_month ('YYYY-MM'),
-  policy, call_rule, n_slices. Bind parameters: d, window_start, month_start, recent_since,
+  policy, call_rule, n_slices, ignore_blocks (optional: keep offers the campaign blocks and
+  held products would remove; the coverage gap list's "blocked"). Bind parameters: d, window_start, month_start, recent_since,
   same_campaign_since, refusal_since, d_month, [slice].
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
@@ -126,12 +127,14 @@ candidate as (
           {%- if k.rule_sql %}
           and s.msisdn in ({{ k.rule_sql }})
           {%- endif %}
+          {%- if not ignore_blocks | default(false) %}
           -- nobody is offered a product they already hold
           and not exists (
               select 1 from stg_holding as held
               where held.cycle_date = {{ d.date_param('d') }}
                 and held.msisdn = s.msisdn
                 and held.product_code = '{{ k.product_code }}')
+          {%- endif %}
     ) as h
 {{ '    union all' if not loop.last }}
 {% endfor %}
@@ -143,10 +146,12 @@ ranked as (
         -- a fallback (care) campaign only takes whom no other campaign offers anything
         row_number() over (partition by msisdn order by is_fallback, priority, campaign_code) as offer_rank
     from candidate
+    {%- if not ignore_blocks | default(false) %}   {# coverage_gaps.sql: who is targeted before blocks #}
     where not exists (
         select 1 from blocked_campaign as b
         where b.msisdn = candidate.msisdn
           and b.campaign_code = candidate.campaign_code)
+    {%- endif %}
 ),
 
 chosen as (
