@@ -425,6 +425,7 @@ def write_outcome_report(marketing: Engine, cycle_date: dt.date, library: list[C
         cycle_date=cycle_date, since=since, cfg=cfg,
         campaigns=frame[frame["dimension"] == "campaign"].sort_values("campaign_code").to_dict("records"),
         breakdowns={dim: records.get(dim, []) for dim in DIMENSIONS if dim != "campaign"},
+        across={dim: records.get(f"all_{dim}", []) for dim in ACROSS if dim not in ("county", "channel")},
         ranking={dim: records.get(dim, []) for dim in ("campaign", "segment_type", "channel", "script")},
         charts=_charts(frame, trend), trend=trend.to_dict("records"), bills=bills.to_dict("records"),
         paused=sorted(paused), paused_now=paused_now, auto_pause=cfg.auto_pause,

@@ -365,3 +365,25 @@ def test_shares_within_type_and_within_market_sum_to_100(mart, tmp_path):
             assert row["share_in_type"].sum() == pytest.approx(1.0), (dim, t)
         for v, col in part.groupby("value"):
             assert col["share_in_value"].sum() == pytest.approx(1.0), (dim, v)
+
+
+def test_outcomes_are_sliced_by_each_code_digit_market_and_terminal(mart):
+    from qz_outbound import outcomes
+
+    for _ in range(2):
+        mart.customer(market="campus", terminal="feature")
+    for _ in range(3):
+        mart.customer(market="migrant", terminal="5G")
+    library = [campaign("1114-001", "DATA10G", priority=1, target={"market_segments": ["campus"]}),
+               campaign("2241-002", "CONTRACT", priority=2)]
+    mart.run(library, publish_lists=True)
+    frame = outcomes.outcome_report(mart.mk, D, library)
+    got = {(r.dimension, r.value): r.contacts for r in frame.itertuples() if r.dimension.startswith("all_")}
+    assert got[("all_campaign_type", "uplift")] == 2 and got[("all_campaign_type", "retention")] == 3
+    assert got[("all_benefit", "gift")] == 2 and got[("all_benefit", "discount")] == 3
+    assert got[("all_requirement", "prepay")] == 2 and got[("all_requirement", "stay")] == 3
+    assert got[("all_reward", "data")] == 2 and got[("all_reward", "credit")] == 3
+    assert got[("all_market", "campus")] == 2 and got[("all_market", "migrant")] == 3
+    assert got[("all_terminal", "feature")] == 2 and got[("all_terminal", "5G")] == 3
+    per_campaign = frame[(frame.dimension == "terminal") & (frame.campaign_code == "2241-002")]
+    assert dict(zip(per_campaign.value, per_campaign.contacts)) == {"5G": 3}
