@@ -5,7 +5,7 @@ independent the control groups are between campaigns (issue 18).
     .venv/bin/python benchmarks/consecutive_cycles.py [--subscribers 100000] [--days 2] [--out var/bench/consecutive]
 
 With the hash this replaced, the demo's second day (2026-11-24) failed validation: 3 of 10 checks,
-1134-012 with 50.2% control against 5% configured, nothing published for any county.
+1134-012 (then coded 1114-012) with 50.2% control against 5% configured, nothing published for any county.
 """
 
 from __future__ import annotations
