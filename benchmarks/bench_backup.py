@@ -80,13 +80,13 @@ def fill(engine, subscribers: int) -> dict[str, int]:
             from {_series(d, subscribers)}""")
         c.exec_driver_sql(f"""
             insert into mkt_target
-            select {day}, {msisdn}, {county}, '2142-005', 'P' || (i % 40), 1 + i % 15, '21', i % 5, '21-' || (i % 5),
+            select {day}, {msisdn}, {county}, '2241-005', 'P' || (i % 40), 1 + i % 15, '21', i % 5, '21-' || (i % 5),
                    case when i % 20 = 0 then 1 else 0 end, 'A', i % 2, 1
             from {_series(d, targeted)}""")
         c.exec_driver_sql(f"""
             insert into mkt_contact (contact_id, cycle_date, msisdn, county_code, campaign_code, product_code,
                                      variant, channel, segment_code, status, created_at, sent_at, delivered_at)
-            select {cid}, {day}, {msisdn}, {county}, '2142-005', 'P' || (i % 40), 'A',
+            select {cid}, {day}, {msisdn}, {county}, '2241-005', 'P' || (i % 40), 'A',
                    case when i < {sms} then 'sms' when i % 3 = 0 then 'control' else 'call' end, '21-' || (i % 5),
                    case when i < {sms} then 'delivered' else 'planned' end, {ts},
                    case when i < {sms} then {ts} end, case when i < {sms} then {ts} end
@@ -95,7 +95,7 @@ def fill(engine, subscribers: int) -> dict[str, int]:
         c.exec_driver_sql(f"""
             insert into sms_outbox (contact_id, cycle_date, county_code, msisdn, campaign_code, template, text, parts,
                                     state, queued_at, submitted_at, done_at)
-            select {cid}, {day}, {county}, {msisdn}, '2142-005', 'demo_flow_pack', {text}, 1, 'delivered',
+            select {cid}, {day}, {county}, {msisdn}, '2241-005', 'demo_flow_pack', {text}, 1, 'delivered',
                    {ts}, {ts}, {ts}
             from {_series(d, sms)}""")
         payload = "randomblob(120)" if d == "sqlite" else "decode(repeat(md5(i::text), 4), 'hex')"

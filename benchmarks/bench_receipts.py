@@ -69,12 +69,12 @@ def main() -> int:
         db.bulk_insert(conn, "mkt_contact", ["contact_id", "cycle_date", "msisdn", "county_code", "campaign_code",
                                              "channel", "status", "created_at", "sent_at"],
                        pd.DataFrame({"contact_id": cid, "cycle_date": D, "msisdn": msisdn, "county_code": "350582",
-                                     "campaign_code": "1141-007", "channel": "sms", "status": "submitted",
+                                     "campaign_code": "1114-007", "channel": "sms", "status": "submitted",
                                      "created_at": now, "sent_at": now}))
         db.bulk_insert(conn, "sms_outbox", ["contact_id", "cycle_date", "county_code", "msisdn", "campaign_code",
                                             "template", "text", "parts", "state", "queued_at", "submitted_at"],
                        pd.DataFrame({"contact_id": cid, "cycle_date": D, "county_code": "350582", "msisdn": msisdn,
-                                     "campaign_code": "1141-007", "template": "1141-007-a", "text": "x", "parts": 1,
+                                     "campaign_code": "1114-007", "template": "1114-007-a", "text": "x", "parts": 1,
                                      "state": "submitted", "queued_at": now, "submitted_at": now}))
         db.bulk_insert(conn, "sms_part", ["contact_id", "part_no", "esm_class", "data_coding", "payload", "state",
                                           "message_id", "mid_dec", "mid_hex", "attempts", "submitted_at",

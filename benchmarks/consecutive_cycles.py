@@ -5,7 +5,7 @@ independent the control groups are between campaigns (issue 18).
     .venv/bin/python benchmarks/consecutive_cycles.py [--subscribers 100000] [--days 2] [--out var/bench/consecutive]
 
 With the hash this replaced, the demo's second day (2026-11-24) failed validation: 3 of 10 checks,
-1114-012 with 50.2% control against 5% configured, nothing published for any county.
+1134-012 (then coded 1114-012) with 50.2% control against 5% configured, nothing published for any county.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def independence(library, day: dt.date, n: int = 200_000) -> None:
     def members(code):
         return {m for m in numbers if targeting.assignment_draw(m, code, day, "control") < bp[code]}
 
-    given = members("1114-012")
+    given = members("1134-012")
     print(f"control groups over {n:,} random numbers, cycle {day}:")
-    for other in ("1141-007", "2413-002"):
+    for other in ("1114-007", "2143-002"):
         both = len(given & members(other))
-        print(f"  P(control in {other} | control in 1114-012) = {both / len(given):.3f}   (independence: "
+        print(f"  P(control in {other} | control in 1134-012) = {both / len(given):.3f}   (independence: "
               f"{bp[other] / 10000:.2f})")
 
 

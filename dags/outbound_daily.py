@@ -10,7 +10,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | distribution_report | HQ's distribution of types × tiers / market / county, bundling rate, change from the previous cycle | `var/output/reports/<date>/` |
 | stage_extracts | copies DND, recent complaints, holdings and bundle end dates from the data mart | `include/sql/stage_*.sql` |
 | build_target_list | targeting + arbitration: one offer per customer, contact policy, control groups, A/B variants | `include/sql/target_list.sql` |
-| coverage_report | share of contactable customers with an offer, per county and type | `coverage.csv` |
+| coverage_report | share of contactable customers with an offer, per county and type; the gap list (who has none and why); HQ alerted below `config/coverage.yaml`'s threshold | `coverage.csv`, `coverage_gaps.csv` |
 | validate_target_list | Great Expectations audit of the list; a check about the whole list stops every county (nothing is published), a check about one campaign holds back that campaign only (`mkt_target_hold`, HQ alerted) | `target_validation.html` |
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
 | call_list (one per county) | the county's call list (外呼清单) in calling order, call scripts rendered, CSV (UTF-8 with BOM) and XLSX | `var/output/call_lists/<date>/<county>/` |
@@ -101,13 +101,23 @@ def outbound_daily():
         return {"cycle_date": segmented["cycle_date"], "targets": n}
 
     @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=10))
-    def coverage_report(targets: dict) -> dict:
+    def coverage_report(targets: dict, dag_run=None, ti=None) -> dict:
+        """Coverage per county and type, the gap list (who has no offer and why), and HQ alerted
+        when coverage falls below config/coverage.yaml's threshold."""
+        from qz_alerts import notify
         from qz_db_hook import MARKETING_DB, engine_for
 
-        from qz_outbound import targeting
+        from qz_outbound import campaigns, coverage, targeting
 
-        path = targeting.write_coverage_report(engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"]))
-        return {"csv": str(path)}
+        engine, cycle_date = engine_for(MARKETING_DB), dt.date.fromisoformat(targets["cycle_date"])
+        frame = targeting.coverage(engine, cycle_date)
+        path = targeting.write_coverage_report(engine, cycle_date, frame=frame)
+        gaps = coverage.write_gap_report(engine, cycle_date, campaigns.load_library())
+        alert = coverage.coverage_alert(frame, cycle_date,
+                                        run_id=getattr(dag_run, "run_id", None), url=getattr(ti, "log_url", None))
+        if alert is not None:
+            notify(alert)
+        return {"csv": str(path), "gaps_csv": str(gaps), "alerted": alert is not None}
 
     @task(retries=0, pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
     def validate_target_list(targets: dict, dag_run=None, ti=None) -> list[str]:

@@ -4,7 +4,10 @@ Each file is checked against :class:`Campaign` when a cycle starts; a mistake
 fails the cycle before any contact, naming the file, the line and the field.
 The code follows the plan's coding (domain.md): type, benefit form,
 participation requirement and reward digits, then a serial number, e.g.
-``1141-007``; the file is named after the code.
+``1114-007``; the file is named after the code. A campaign also declares its
+benefit form, requirement and reward in words (``benefit``, ``requirement``,
+``reward``), and a code whose digits say otherwise is refused, as is a product
+code that two campaigns share (their conversions and commission would mix).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ BENEFITS = {"1": "gift", "2": "discount", "3": "lottery", "4": "trial"}
 REQUIREMENTS = {"1": "prepay", "2": "min_spend", "3": "package", "4": "stay", "5": "subscribe"}
 REWARDS = {"1": "credit", "2": "handset", "3": "voice", "4": "data", "5": "shopping_card"}
 TYPE_NAMES = {"uplift": "提升型", "retention": "保有型", "care": "维系型"}
+# position in the code (0-based digit), meaning, digit -> value: how each declared field is checked
+CODE_DIGITS = {"type": (0, "type", TYPES), "benefit": (1, "benefit form", BENEFITS),
+               "requirement": (2, "participation requirement", REQUIREMENTS), "reward": (3, "reward", REWARDS)}
+TERMINAL_TYPES = ("5G", "4G", "feature", "unknown")
 STABILITY_TYPES = ("0", "1", "21", "22", "23", "3", "41", "42", "43", "5")
 Channel = Literal["sms", "call", "agent"]
 
@@ -59,7 +66,9 @@ class Target(config.StrictModel):
     bundle: Literal["any", "bundled", "unbundled", "hard", "soft"] = "any"
     bundle_expiring: BundleExpiry | None = None
     holds_any_of: list[str] | None = None     # must already hold one of these products
-    birthday_month: bool = False              # customers whose network anniversary month is D's month
+    anniversary_month: bool = False           # customers whose network anniversary (入网周年) month is D's month
+    terminal_types: list[Literal[TERMINAL_TYPES]] | None = Field(default=None, min_length=1)  # subscriber.terminal_type
+    sms_count: TierRange | None = None        # SMS sent in M0 (the plan's dimension 40), a count, not a tier
     sql: str | None = None                    # include/sql/campaign_rules/<file>.sql: extra rule (msisdn list)
 
     @field_validator("stability_types")
@@ -95,6 +104,9 @@ class Campaign(config.StrictModel):
     code: str
     name: str = Field(min_length=2)
     type: Literal["uplift", "retention", "care"]
+    benefit: Literal["gift", "discount", "lottery", "trial"]                          # code digit 2
+    requirement: Literal["prepay", "min_spend", "package", "stay", "subscribe"]       # code digit 3
+    reward: Literal["credit", "handset", "voice", "data", "shopping_card"]            # code digit 4
     product_code: str = Field(min_length=1)
     offer: str = Field(min_length=2)            # the offer in words, for call lists and agents
     priority: int = Field(ge=1, le=999)         # 1 is best; ties go to the lower code
@@ -114,21 +126,31 @@ class Campaign(config.StrictModel):
     commission_yuan: Decimal = Field(default=Decimal(0), ge=0)
     cost_per_contact_yuan: Decimal | None = Field(default=None, ge=0)
     paused: bool = False
+    # the care campaign that takes the uncovered: it wins only a customer no other campaign offers
+    # anything this cycle, under the same contact rules and with its own control group
+    fallback: bool = False
 
     @field_validator("code")
     @classmethod
     def _coded(cls, v: str) -> str:
         if not CODE.match(v):
-            raise ValueError("must be 4 code digits and a 3-digit serial, e.g. 1141-007 "
+            raise ValueError("must be 4 code digits and a 3-digit serial, e.g. 1114-007 "
                              "(type 1-3, benefit 1-4, requirement 1-5, reward 1-5)")
         return v
 
-    @field_validator("type")
+    @field_validator("type", "benefit", "requirement", "reward")
     @classmethod
-    def _type_matches_code(cls, v: str, info: ValidationInfo) -> str:
-        m = CODE.match(info.data.get("code") or "")
-        if m and TYPES[m.group(1)] != v:
-            raise ValueError(f"{v!r} does not match the code's first digit {m.group(1)} ({TYPES[m.group(1)]})")
+    def _matches_code(cls, v: str, info: ValidationInfo) -> str:
+        """Each digit of the code must say what the campaign declares (domain.md's coding)."""
+        code = info.data.get("code") or ""
+        if not CODE.match(code):
+            return v
+        pos, meaning, values = CODE_DIGITS[info.field_name]
+        expected = next(k for k, name in values.items() if name == v)
+        if code[pos] != expected:
+            raise ValueError(
+                f"{v!r} needs digit {pos + 1} ({meaning}) of the code to be {expected}, but code {code} has "
+                f"{code[pos]} ({values[code[pos]]}): expected code {code[:pos]}{expected}{code[pos + 1:]}")
         return v
 
     @field_validator("valid_to")
@@ -188,6 +210,13 @@ class Campaign(config.StrictModel):
             raise ValueError("channel agent needs agent_pitch (the shop owner's one line)")
         return self
 
+    @model_validator(mode="after")
+    def _fallback_is_care(self) -> "Campaign":
+        if self.fallback and (self.type != "care" or not {"sms", "call"} & set(self.channels)):
+            raise ValueError("fallback: the campaign that takes the uncovered must be a care campaign "
+                             "(type care) with an sms or call channel")
+        return self
+
     @property
     def customer_agent_template(self) -> str | None:
         """The customer's SMS for an agent recommendation: its own, else the first SMS variant's."""
@@ -203,6 +232,15 @@ class Campaign(config.StrictModel):
         return not self.paused and self.valid_from <= day <= self.valid_to
 
 
+def code_fields(code: str) -> dict[str, str]:
+    """What a well-formed code says: ``type``, ``benefit``, ``requirement`` and ``reward`` (for
+    building a campaign whose declarations agree with its code, e.g. in tests)."""
+    m = CODE.match(code)
+    if not m:
+        raise ValueError(f"not a campaign code: {code!r}")
+    return {field: values[code[pos]] for field, (pos, _meaning, values) in CODE_DIGITS.items()}
+
+
 def library_dir() -> Path:
     return config.config_path("campaigns")
 
@@ -212,6 +250,7 @@ def load_library(directory: Path | None = None) -> list[Campaign]:
     directory = Path(directory or library_dir())
     problems: list[tuple[str, int | None, str, str]] = []
     campaigns: list[Campaign] = []
+    lines: dict[str, tuple[str, int | None]] = {}   # code -> (file, line of product_code)
     files = sorted(directory.glob("*.yaml"))
     if not files:
         raise config.ConfigError([(str(directory), None, "", "no campaign files (*.yaml)")])
@@ -222,6 +261,7 @@ def load_library(directory: Path | None = None) -> list[Campaign]:
         except config.ConfigError as err:
             problems += err.problems
             continue
+        lines[campaign.code] = (str(path), index.get(("product_code",)))
         if path.stem != campaign.code:
             problems.append((str(path), index.get(("code",)), "code",
                              f"file name must be the campaign code ({campaign.code}.yaml)"))
@@ -230,6 +270,26 @@ def load_library(directory: Path | None = None) -> list[Campaign]:
     codes = [c.code for c in campaigns]
     for dup in sorted({c for c in codes if codes.count(c) > 1}):
         problems.append((str(directory), None, "code", f"campaign {dup} defined twice"))
+    problems += _shared_products(campaigns, lines)
     if problems:
         raise config.ConfigError(problems)
     return sorted(campaigns, key=lambda c: (c.priority, c.code))
+
+
+def _shared_products(campaigns: list[Campaign], lines: dict[str, tuple[str, int | None]]) \
+        -> list[tuple[str, int | None, str, str]]:
+    """Two campaigns with one product code: BOSS orders carry only the product, so conversions and
+    commission could not be told apart. Each campaign file involved is named."""
+    by_product: dict[str, list[str]] = {}
+    for c in campaigns:
+        by_product.setdefault(c.product_code, []).append(c.code)
+    problems = []
+    for product, codes in sorted(by_product.items()):
+        if len(codes) > 1:
+            for code in sorted(codes):
+                others = ", ".join(o for o in sorted(codes) if o != code)
+                file, line = lines[code]
+                problems.append((file, line, "product_code",
+                                 f"product {product} is also the product of campaign {others}: "
+                                 "each offer needs its own product code"))
+    return problems

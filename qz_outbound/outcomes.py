@@ -29,7 +29,7 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 
 from qz_outbound import clock, config, db, exports, reports, schema
-from qz_outbound.campaigns import Campaign
+from qz_outbound.campaigns import CODE_DIGITS, Campaign
 from qz_outbound.segmentation import month_start
 
 log = logging.getLogger(__name__)
@@ -200,10 +200,14 @@ def uplift_interval(conv_t: int, n_t: int, conv_c: int, n_c: int, confidence: fl
 
 
 DIMENSIONS = {"campaign": None, "variant": "variant", "segment_type": "segment_type", "county": "county_code",
-              "channel": "channel", "script": "script"}
+              "channel": "channel", "script": "script", "market": "market_segment", "terminal": "terminal_type"}
+# across campaigns: county, channel, the customer's market and terminal, and each digit of the
+# campaign code (domain.md: type, benefit form, participation requirement, reward)
+ACROSS = ("county", "channel", "market", "terminal", "campaign_type", "benefit", "requirement", "reward")
+CODE_DIGIT_COLUMNS = {"campaign_type": "type", "benefit": "benefit", "requirement": "requirement", "reward": "reward"}
 # dimensions compared with the control customers of the same slice (control customers get no
 # variant, channel or call script: those are compared with the campaign's whole control group)
-_SAME_SLICE_CONTROL = ("segment_type", "county_code")
+_SAME_SLICE_CONTROL = ("segment_type", "county_code", "market_segment", "terminal_type", *CODE_DIGIT_COLUMNS)
 
 
 _COUNTS = ["contacts", "delivered", "replied", "accepted", "converted"]
@@ -220,6 +224,9 @@ def _cells(marketing: Engine, since: dt.date, until: dt.date, library: list[Camp
     cells["variant"] = cells["variant"].replace("", None)
     cells["script"] = cells["campaign_code"].map(scripts).where(cells["channel"] == "call")
     cells["control"] = cells["channel"] == "control"
+    for col, field in CODE_DIGIT_COLUMNS.items():   # what each digit of the code says, e.g. benefit 'gift'
+        pos, _meaning, values = CODE_DIGITS[field]
+        cells[col] = cells["campaign_code"].map(lambda code, p=pos, v=values: v.get(code[p:p + 1]))
     for col in _COUNTS:
         cells[col] = cells[col].astype("int64")
     return cells
@@ -279,8 +286,9 @@ def outcome_report(marketing: Engine, cycle_date: dt.date, library: list[Campaig
     """HQ's outcome table for the contacts of the last ``report_days`` cycles up to ``cycle_date``.
 
     Rows per campaign and per campaign × variant / segment type / county / channel / call script
-    (``dimension``), and across all campaigns per county and channel (``all_county``,
-    ``all_channel``). ``rank`` orders each dimension by uplift, then conversion (1 is best): the
+    (``dimension``), and across all campaigns per county, channel, market, terminal type and each
+    digit of the campaign code (``all_county``, ``all_channel``, ``all_market``, ``all_terminal``,
+    ``all_campaign_type``, ``all_benefit``, ``all_requirement``, ``all_reward``). ``rank`` orders each dimension by uplift, then conversion (1 is best): the
     optimisation ranking (营销循环优化).
     """
     cfg = cfg or load_outcome_config()
@@ -289,8 +297,8 @@ def outcome_report(marketing: Engine, cycle_date: dt.date, library: list[Campaig
     rows = []
     for dim, col in DIMENSIONS.items():
         rows += _slice_rows(contacts, dim, col, True, by_code, cfg)
-    for dim in ("county", "channel"):
-        rows += _slice_rows(contacts, dim, DIMENSIONS[dim], False, by_code, cfg)
+    for dim in ACROSS:
+        rows += _slice_rows(contacts, dim, DIMENSIONS.get(dim, dim), False, by_code, cfg)
     frame = pd.DataFrame(rows, columns=REPORT_COLUMNS[:-1])
     if not frame.empty:
         frame["rank"] = (frame.assign(_u=frame["uplift"].fillna(-1e9))
@@ -417,6 +425,7 @@ def write_outcome_report(marketing: Engine, cycle_date: dt.date, library: list[C
         cycle_date=cycle_date, since=since, cfg=cfg,
         campaigns=frame[frame["dimension"] == "campaign"].sort_values("campaign_code").to_dict("records"),
         breakdowns={dim: records.get(dim, []) for dim in DIMENSIONS if dim != "campaign"},
+        across={dim: records.get(f"all_{dim}", []) for dim in ACROSS if dim not in ("county", "channel")},
         ranking={dim: records.get(dim, []) for dim in ("campaign", "segment_type", "channel", "script")},
         charts=_charts(frame, trend), trend=trend.to_dict("records"), bills=bills.to_dict("records"),
         paused=sorted(paused), paused_now=paused_now, auto_pause=cfg.auto_pause,

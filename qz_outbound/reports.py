@@ -56,8 +56,13 @@ def _distribution(marketing: Engine, cycle_date: dt.date) -> pd.DataFrame:
     with marketing.connect() as conn:
         frame = pd.read_sql(sa.text(sql), conn, params={"d": cycle_date.isoformat()})
     frame["value"] = frame["value"].astype(str)
+    frame["customers"] = frame["customers"].astype("int64")
     total = frame[frame.dimension == "county_code"]["customers"].sum()
     frame["share"] = frame["customers"] / total if total else 0.0
+    # the plan's own reading (economics.md): within the type (a type's row sums to 100%) and within
+    # the column's value (for the market table: the share of the market each type makes up)
+    frame["share_in_type"] = frame["customers"] / frame.groupby(["dimension", "stability_type"])["customers"].transform("sum")
+    frame["share_in_value"] = frame["customers"] / frame.groupby(["dimension", "value"])["customers"].transform("sum")
     return frame
 
 
@@ -65,7 +70,12 @@ def _bundling(marketing: Engine, cycle_date: dt.date) -> pd.DataFrame:
     sql = db.render_sql("segment_bundling.sql", marketing.dialect.name)
     with marketing.connect() as conn:
         frame = pd.read_sql(sa.text(sql), conn, params={"d": cycle_date.isoformat()})
-    frame["bundling_rate"] = (frame.hard_bundled + frame.soft_bundled) / frame.customers
+    for col in ("customers", "hard_bundled", "soft_bundled", "bundled", "package_users"):
+        frame[col] = frame[col].astype("int64")
+    frame["hard_rate"] = frame.hard_bundled / frame.customers
+    frame["soft_rate"] = frame.soft_bundled / frame.customers
+    frame["bundling_rate"] = frame.bundled / frame.customers      # combined: any bundle
+    frame["package_share"] = frame.package_users / frame.customers
     return frame
 
 
@@ -92,7 +102,8 @@ def write_distribution_report(marketing: Engine, cycle_date: dt.date, out: Path 
         dist = dist.merge(p.rename(columns={"share": "previous_share"}), how="outer",
                           on=["dimension", "stability_type", "value"])
         dist["customers"] = dist["customers"].fillna(0).astype(int)
-        dist["share"] = dist["share"].fillna(0.0)
+        for col in ("share", "share_in_type", "share_in_value"):
+            dist[col] = dist[col].fillna(0.0)
         dist["previous_share"] = dist["previous_share"].fillna(0.0)
         pb = _bundling(marketing, prev)[["stability_type", "bundling_rate"]]
         bund = bund.merge(pb.rename(columns={"bundling_rate": "previous_bundling_rate"}), how="left",
@@ -118,6 +129,10 @@ def write_distribution_report(marketing: Engine, cycle_date: dt.date, out: Path 
     return DistributionReport(cycle_date, prev, customers, csv_path, bundling_path, html_path)
 
 
+# tables whose cells also show the share within the column's value (the market's own make-up)
+WITHIN_VALUE = ("market_segment", "county_code")
+
+
 def _matrix(dist: pd.DataFrame, dimension: str, labels: dict[str, str] | None = None) -> dict:
     part = dist[dist.dimension == dimension]
     values = sorted(part["value"].unique(), key=lambda v: (len(v), v) if v.isdigit() else (99, v))
@@ -126,12 +141,17 @@ def _matrix(dist: pd.DataFrame, dimension: str, labels: dict[str, str] | None = 
         cells = []
         sub = part[part.stability_type == t].set_index("value")
         for v in values:
-            share = float(sub["share"].get(v, 0.0)) if v in sub.index else 0.0
-            change = float(sub["change_pp"].get(v, float("nan"))) if v in sub.index else float("nan")
-            cells.append({"share": share * 100, "change": change})
+            row = sub.loc[v] if v in sub.index else None
+            cells.append({"n": int(row["customers"]) if row is not None else 0,
+                          "in_type": float(row["share_in_type"]) * 100 if row is not None else 0.0,
+                          "in_value": float(row["share_in_value"]) * 100 if row is not None else 0.0,
+                          "share": float(row["share"]) * 100 if row is not None else 0.0,
+                          "change": float(row["change_pp"]) if row is not None else float("nan")})
         rows.append({"type": t, "name": TYPE_NAMES[t], "cells": cells,
+                     "n": int(sub["customers"].sum()) if len(sub) else 0,
+                     "in_type": float(sub["share_in_type"].sum()) * 100 if len(sub) else 0.0,
                      "total": float(sub["share"].sum()) * 100 if len(sub) else 0.0})
-    return {"dimension": dimension, "title": DIMENSIONS[dimension],
+    return {"dimension": dimension, "title": DIMENSIONS[dimension], "within_value": dimension in WITHIN_VALUE,
             "columns": [(labels or {}).get(v, v) for v in values], "rows": rows}
 
 
@@ -154,7 +174,9 @@ def _render_html(cycle_date, prev, dist, bund, customers) -> str:
     matrices = [_matrix(dist, "county_code", names), _matrix(dist, "market_segment", MARKET_NAMES)] + \
         [_matrix(dist, d) for d in ("spend_tier", "voice_tier", "data_tier", "tenure_tier")]
     bundling = [{"type": r.stability_type, "name": TYPE_NAMES[r.stability_type], "customers": int(r.customers),
-                 "hard": int(r.hard_bundled), "soft": int(r.soft_bundled), "rate": r.bundling_rate * 100,
+                 "hard": int(r.hard_bundled), "soft": int(r.soft_bundled), "bundled": int(r.bundled),
+                 "hard_rate": r.hard_rate * 100, "soft_rate": r.soft_rate * 100, "rate": r.bundling_rate * 100,
+                 "packages": int(r.package_users), "package_share": r.package_share * 100,
                  "prev": (r.previous_bundling_rate * 100) if pd.notna(r.previous_bundling_rate) else None}
                 for r in bund.itertuples()]
     return env.get_template("reports/segment_distribution.html.j2").render(

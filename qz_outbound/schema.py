@@ -39,6 +39,12 @@ mkt_segment_snapshot = sa.Table(
     sa.Column("bundle_kind", sa.String(4)),  # 'hard', 'soft' or null: strongest active bundle at D
     sa.Column("open_date", sa.Date, nullable=False),
     sa.Column("customer_name", sa.Text),
+    # the plan's targeting attributes and table dimensions (revision 0007_plan)
+    sa.Column("terminal_type", sa.String(8)),         # subscriber.terminal_type: 5G, 4G, feature, unknown
+    sa.Column("sms_m0", sa.Integer),                  # SMS sent in M0 (the plan's dimension 40)
+    sa.Column("has_hard_bundle", sa.SmallInteger),    # 1: a hard bundle active at D (also when a soft one is)
+    sa.Column("has_soft_bundle", sa.SmallInteger),    # 1: a soft bundle active at D (also when a hard one is)
+    sa.Column("has_package", sa.SmallInteger),        # 1: a bundle of type package active at D (package user)
     # PostgreSQL: one partition per cycle, so a re-run swaps a partition and retention drops one
     postgresql_partition_by="LIST (cycle_date)",
 )

@@ -127,6 +127,7 @@ class CampaignSql:
     control_bp: int
     variant_cuts: list[tuple[str, int]]
     rule_sql: str | None
+    fallback: bool = False
 
 
 ASSIGNMENT_PURPOSES = ("control", "variant")
@@ -173,16 +174,17 @@ def _campaign_sql(c: Campaign, cycle_date: dt.date) -> CampaignSql:
         # the name only labels the SQL's line comment: a line break in it would end the comment
         code=c.code, name=" ".join(c.name.split()), product_code=c.product_code, priority=c.priority, target=c.target,
         allows_call="call" in c.channels, allows_sms="sms" in c.channels,
-        control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule)
+        control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule,
+        fallback=c.fallback)
 
 
-def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Campaign],
-                      policy: ContactPolicy | None = None, channels: Channels | None = None,
-                      slices: int = 2) -> int:
-    """Write the cycle's arbitrated target list into ``mkt_target`` (replacing the cycle's rows)."""
+def target_list_inputs(marketing: Engine, cycle_date: dt.date, library: list[Campaign],
+                       policy: ContactPolicy | None = None, channels: Channels | None = None) \
+        -> tuple[list[CampaignSql], dict, dict]:
+    """The active campaigns, bind parameters and template context ``target_list.sql`` runs with
+    (also what the coverage gap list renders it with)."""
     policy = policy or load_policy()
     channels = channels or load_channels()
-    started = time.monotonic()
     with marketing.connect() as conn:   # paused by the outcome loop (auto_pause in config/outcomes.yaml)
         paused = set(conn.scalars(sa.select(schema.mkt_campaign_pause.c.campaign_code)))
     active = [_campaign_sql(c, cycle_date) for c in daily_campaigns(library, cycle_date) if c.code not in paused]
@@ -195,10 +197,19 @@ def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
         if c.target.bundle_expiring:
             days = c.target.bundle_expiring.within_days
             params[f"expiry_{days}"] = (cycle_date + dt.timedelta(days=days)).isoformat()
+    context = {"campaigns": active, "policy": policy, "call_rule": channels.call_rule,
+               "assignment_month": f"{cycle_date:%Y-%m}"}
+    return active, params, context
+
+
+def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Campaign],
+                      policy: ContactPolicy | None = None, channels: Channels | None = None,
+                      slices: int = 2) -> int:
+    """Write the cycle's arbitrated target list into ``mkt_target`` (replacing the cycle's rows)."""
+    started = time.monotonic()
+    active, params, context = target_list_inputs(marketing, cycle_date, library, policy, channels)
     n = db.land_query(marketing, marketing, "target_list.sql", params, "mkt_target", TARGET_COLUMNS,
-                      cycle_date=cycle_date, slices=slices,
-                      context={"campaigns": active, "policy": policy, "call_rule": channels.call_rule,
-                               "assignment_month": f"{cycle_date:%Y-%m}"})
+                      cycle_date=cycle_date, slices=slices, context=context)
     record_stage(marketing, cycle_date, "target", n, time.monotonic() - started,
                  detail=f"{len(active)} campaigns")
     return n
@@ -223,10 +234,11 @@ def coverage(marketing: Engine, cycle_date: dt.date, policy: ContactPolicy | Non
     return frame
 
 
-def write_coverage_report(marketing: Engine, cycle_date: dt.date, out: Path | None = None) -> Path:
+def write_coverage_report(marketing: Engine, cycle_date: dt.date, out: Path | None = None,
+                          frame: pd.DataFrame | None = None) -> Path:
     from qz_outbound.reports import output_dir
 
-    frame = coverage(marketing, cycle_date)
+    frame = (coverage(marketing, cycle_date) if frame is None else frame).copy()
     names = county_names()
     frame.insert(1, "county_name", frame["county_code"].map(names))
     path = (out or output_dir()) / "reports" / cycle_date.isoformat() / "coverage.csv"

@@ -123,7 +123,7 @@ def load_config(path: Path | None = None) -> ValidationConfig:
 class CheckResult:
     """One check of the list. Counts and codes only: never a number or a name."""
 
-    check: str                 # e.g. "number_format", "control_share:1141-007"
+    check: str                 # e.g. "number_format", "control_share:1114-007"
     passed: bool
     summary: str               # one line, English / Chinese
     unexpected: int | None     # rows (customers) at fault; None where a count does not apply

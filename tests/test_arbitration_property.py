@@ -1,6 +1,7 @@
 """On random data marts and random campaign libraries, no assignment ever breaks the contact
 policy, every customer has at most one offer, and the offer is the one a plain reading of
-contact-policy.md picks (best priority, ties to the lower code, among what the policy allows)."""
+contact-policy.md picks (best priority, ties to the lower code, among what the policy allows;
+a fallback campaign only when nothing else is allowed)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def libraries(draw):
         types = draw(st.lists(st.sampled_from(ALL_TYPES), min_size=1, max_size=9, unique=True))
         lib.append(campaign(f"1141-{code:03d}", draw(st.sampled_from(PRODUCTS)), priority=draw(st.integers(1, 3)),
                             types=types))
+    if draw(st.booleans()):   # the care campaign that takes the uncovered (docs/campaigns.md)
+        lib.append(campaign(f"3141-{draw(st.integers(1, 99)):03d}", draw(st.sampled_from(PRODUCTS)),
+                            priority=draw(st.integers(1, 3)), fallback=True,
+                            types=draw(st.lists(st.sampled_from(ALL_TYPES), min_size=1, max_size=9, unique=True))))
     return lib
 
 
@@ -44,7 +49,8 @@ def customers(draw):
         "complaint": draw(st.sampled_from([None, (10, "marketing_sms"), (200, "marketing_call"), (3, "other")])),
         "history": draw(st.lists(st.tuples(st.integers(1, 120), st.integers(1, 99),
                                            st.sampled_from(["sms", "call", "control"]),
-                                           st.sampled_from([None, None, "refused", "accepted"])),
+                                           st.sampled_from([None, None, "refused", "accepted"]),
+                                           st.sampled_from(["1141", "3141"])),
                                  max_size=5, unique_by=lambda h: h[0])),  # one daily contact a day
     }
 
@@ -64,15 +70,15 @@ def expected_offer(c, lib):
     typ = c["type"]
     allowed = []
     for k in lib:
-        code_n = int(k.code[-3:])
         if typ not in k.target.stability_types or k.product_code in c["products"]:
             continue
-        if any(h[1] == code_n and h[0] <= POLICY.same_campaign_gap_days for h in c["history"]):
+        if any(f"{h[4]}-{h[1]:03d}" == k.code and h[0] <= POLICY.same_campaign_gap_days for h in c["history"]):
             continue
-        if any(h[1] == code_n and h[3] == "refused" and h[0] <= POLICY.refusal_block_days for h in c["history"]):
+        if any(f"{h[4]}-{h[1]:03d}" == k.code and h[3] == "refused" and h[0] <= POLICY.refusal_block_days
+               for h in c["history"]):
             continue
         allowed.append(k)
-    return min(allowed, key=lambda k: (k.priority, k.code)).code if allowed else None
+    return min(allowed, key=lambda k: (k.fallback, k.priority, k.code)).code if allowed else None
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -105,8 +111,8 @@ def test_no_assignment_breaks_the_policy_and_one_offer_each(engines, lib, people
                                     products=c["products"], dnd=c["dnd"], complaint=c["complaint"])
         if c["opt_out"]:
             mart.opt_out(c["msisdn"])
-        for days, code, channel, response in c["history"]:
-            mart.past_contact(c["msisdn"], days, campaign_code=f"1141-{code:03d}", channel=channel,
+        for days, code, channel, response, prefix in c["history"]:
+            mart.past_contact(c["msisdn"], days, campaign_code=f"{prefix}-{code:03d}", channel=channel,
                               response=response)
     mart.run(lib)
     with mk.connect() as conn:

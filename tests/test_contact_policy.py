@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import db, publish, schema, segmentation, targeting
-from qz_outbound.campaigns import Campaign
+from qz_outbound.campaigns import Campaign, code_fields
 from qz_outbound.datamart import schema as dm_schema
 
 D = dt.date(2026, 11, 23)
@@ -26,12 +26,12 @@ CHANNELS = targeting.load_channels()
 def campaign(code, product, priority=10, types=("1", "21", "22", "23", "3", "41", "42", "43", "5"),
              channels=("sms",), control_share="0", **extra) -> Campaign:
     data = {
-        "code": code, "name": f"测试活动{code}", "type": {"1": "uplift", "2": "retention", "3": "care"}[code[0]],
+        "code": code, "name": f"测试活动{code}", **code_fields(code),
         "product_code": product, "offer": "测试优惠", "priority": priority, "valid_from": "2026-01-01",
         "valid_to": "2027-12-31", "target": {"stability_types": list(types)}, "channels": list(channels),
-        "sms_variants": {"A": {"template": "1141-007-a"}}, "control_share": control_share, **extra}
+        "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, **extra}
     if "call" in channels:
-        data.setdefault("call_script", "2252-003")
+        data.setdefault("call_script", "2122-003")
     return Campaign.model_validate(data)
 
 
@@ -238,7 +238,7 @@ def test_call_list_never_exceeds_county_capacity_overflow_goes_by_sms_or_waits(m
 def test_control_group_and_variants_are_deterministic_and_held_out(mart):
     people = [mart.customer() for _ in range(60)]
     lib = [campaign("1141-001", "DATA10G", control_share="0.3",
-                    sms_variants={"A": {"template": "1141-007-a"}, "B": {"template": "1141-007-b"}})]
+                    sms_variants={"A": {"template": "1114-007-a"}, "B": {"template": "1114-007-b"}})]
     mart.run(lib)
     first = mart.contacts()
     assert 5 < sum(1 for m in people if first[m][1] == "control") < 35

@@ -48,7 +48,7 @@ def engine(request, tmp_path):
 def test_the_database_hash_is_the_python_definition(engine):
     numbers = _numbers(3000)
     keys = [f"{m}|{code}|{month}|{purpose}" for m, code, month, purpose in zip(
-        numbers, itertools.cycle(["1114-012", "1141-007", "2413-002"]), itertools.cycle(["2026-11", "2026-12"]),
+        numbers, itertools.cycle(["1134-012", "1114-007", "2143-002"]), itertools.cycle(["2026-11", "2026-12"]),
         itertools.cycle(targeting.ASSIGNMENT_PURPOSES))]
     keys += ["", "中文|键", "x" * 300]
     assert _hash_in_sql(engine, keys) == [db.hash32(k) for k in keys]
@@ -115,9 +115,9 @@ def test_control_membership_is_independent_between_campaigns_months_and_purposes
         variant_low = np.array([targeting.assignment_draw(m, code, CYCLE, "variant") < 5000 for m in numbers])
         assert _chi2_p(control[code], variant_low) > alpha
 
-    # the pairs: P(control in 1141-007 | control in 1114-012) was 0.61, and 0.00 for 2413-002
-    given = control["1114-012"]
-    for other in ("1141-007", "2413-002"):
+    # the pairs: P(control in 1114-007 | control in 1134-012) was 0.61, and 0.00 for 2143-002
+    given = control["1134-012"]
+    for other in ("1114-007", "2143-002"):
         conditional = control[other][given].mean()
         assert abs(conditional - 0.05) < 4 * np.sqrt(0.05 * 0.95 / given.sum()), (other, conditional)
 

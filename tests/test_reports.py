@@ -53,7 +53,10 @@ def test_change_from_previous_cycle_is_reported(cycles):
     assert county.change_pp.abs().sum() > 0  # 500 customers left: shares moved
     assert county.change_pp.sum() == pytest.approx(0.0, abs=1e-6)  # shares of a whole move in sum to zero
     bund = pd.read_csv(rep.bundling_csv_path, encoding="utf-8-sig", dtype={"stability_type": str})
-    assert ((bund.hard_bundled + bund.soft_bundled) / bund.customers).round(9).equals(bund.bundling_rate.round(9))
+    assert (bund.bundled / bund.customers).round(9).equals(bund.bundling_rate.round(9))
+    # counted as the plan counts: a customer with both bundles is in hard and in soft
+    assert (bund.hard_bundled + bund.soft_bundled >= bund.bundled).all()
+    assert (bund.hard_bundled <= bund.bundled).all() and (bund.soft_bundled <= bund.bundled).all()
     assert bund.previous_bundling_rate.notna().all()
 
 
@@ -66,3 +69,16 @@ def test_page_is_in_chinese_with_a_chart_and_no_customer_data(cycles):
     with mk.connect() as conn:
         numbers = set(pd.read_sql("select msisdn from mkt_segment_snapshot", conn).msisdn)
     assert not numbers & set(re.findall(r"(?<![\d.])1[3-9]\d{9}(?![\d.])", html))
+
+
+def test_shares_within_each_type_sum_to_100_per_type(cycles):
+    _, rep = cycles
+    frame = pd.read_csv(rep.csv_path, encoding="utf-8-sig", dtype={"value": str, "stability_type": str})
+    current = frame[frame.customers > 0]
+    for (dim, t), part in current.groupby(["dimension", "stability_type"]):
+        assert part["share_in_type"].sum() == pytest.approx(1.0), (dim, t)
+    market = current[current.dimension == "market_segment"]
+    for v, part in market.groupby("value"):
+        assert part["share_in_value"].sum() == pytest.approx(1.0), v
+    html = rep.html_path.read_text(encoding="utf-8")
+    assert "类型内占比" in html and "细分市场内占比" in html and "套餐用户占比" in html

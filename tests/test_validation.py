@@ -17,24 +17,24 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import clock, db, schema, validation
-from qz_outbound.campaigns import Campaign
+from qz_outbound.campaigns import Campaign, code_fields
 from qz_outbound.counties import county_names
 from qz_outbound.segmentation import record_stage
 
 D = dt.date(2026, 11, 23)
 COUNTIES = list(county_names())
 BUILT_AT = dt.datetime(2026, 11, 23, 5, 10, tzinfo=clock.SHANGHAI)   # when the list was "built"
-A, B = "1141-007", "2252-003"          # the campaigns of the clean list
-PAUSED, EXPIRED, NOT_IN_LIBRARY = "3131-001", "1114-012", "2413-002"
+A, B = "1114-007", "2122-003"          # the campaigns of the clean list
+PAUSED, EXPIRED, NOT_IN_LIBRARY = "3341-001", "1134-012", "2143-002"
 N_A, N_B = 260, 40                     # A is checked for its control share (>= 200 chosen), B is not
 
 
 def campaign(code: str, product: str, control_share: str, **extra) -> Campaign:
     return Campaign.model_validate({
-        "code": code, "name": f"测试活动{code}", "type": {"1": "uplift", "2": "retention", "3": "care"}[code[0]],
+        "code": code, "name": f"测试活动{code}", **code_fields(code),
         "product_code": product, "offer": "测试优惠", "priority": 10, "valid_from": "2026-01-01",
         "valid_to": "2027-12-31", "target": {"stability_types": ["1"]}, "channels": ["sms"],
-        "sms_variants": {"A": {"template": "1141-007-a"}}, "control_share": control_share, **extra})
+        "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, **extra})
 
 
 LIBRARY = [

@@ -98,7 +98,7 @@ rule_offer as (
               {%- elif k.rules.bundle in ('hard', 'soft') %}
            and s.bundle_kind = '{{ k.rules.bundle }}'
               {%- endif %}
-              {%- if k.rules.birthday_month %}
+              {%- if k.rules.anniversary_month %}
            and {{ d.month_of('s.open_date') }} = :d_month
               {%- endif %}
         {%- endif %}

@@ -1,5 +1,5 @@
 {#- HQ's outcome report, aggregated in the database: one row per cell of campaign × variant ×
-    segment type × county × channel for the contacts of the cycles :a .. :b, with the funnel's
+    segment type × county × channel × market segment × terminal type for the contacts of the cycles :a .. :b, with the funnel's
     counts. The report's slices (per campaign, per campaign and dimension, across campaigns) are
     sums of these cells, so the report never reads the contacts themselves (30 days of a city's
     contacts are ~100 million rows; the cells are a few thousand). -#}
@@ -10,13 +10,26 @@ select
     {{ d.first_field("coalesce(segment_code, '')", '-') }} as segment_type,
     county_code,
     channel,
+    market_segment,
+    terminal_type,
     count(*) as contacts,
     sum(case when delivered_at is not null or (channel = 'call' and response is not null)
              then 1 else 0 end) as delivered,
     sum(case when responded_at is not null then 1 else 0 end) as replied,
     sum(case when response in ('accept', 'accepted') then 1 else 0 end) as accepted,
     sum(case when converted_at is not null then 1 else 0 end) as converted
-from mkt_contact
+from (
+    -- the customer's market segment and terminal type when chosen (the cycle's snapshot; a cycle
+    -- whose snapshot retention dropped, or segmented before revision 0007_plan, reads as unknown)
+    select
+        c.*,
+        coalesce(s.market_segment, '(none)') as market_segment,
+        coalesce(s.terminal_type, 'unknown') as terminal_type
+    from mkt_contact as c
+    left join mkt_segment_snapshot as s
+        on s.cycle_date = c.cycle_date
+       and s.msisdn = c.msisdn
+) as contact
 where cycle_date >= {{ d.date_param('a') }} and cycle_date <= {{ d.date_param('b') }}
 group by campaign_code, coalesce(variant, ''), {{ d.first_field("coalesce(segment_code, '')", '-') }},
-         county_code, channel
+         county_code, channel, market_segment, terminal_type

@@ -47,7 +47,8 @@ with usage_by_month as (
         {%- for x, col in [('spend', 'spend_yuan'), ('voice', 'voice_minutes'), ('data', 'data_mb')] %}
         sum(case when month = {{ d.date_param('m0') }} then {{ d.as_real(col) }} else 0 end) as {{ x }}_m0,
         sum(case when month = {{ d.date_param('m0') }} then 0 else {{ d.as_real(col) }} end) as {{ x }}_s{{ ',' if not loop.last }}
-        {%- endfor %}
+        {%- endfor %},
+        sum(case when month = {{ d.date_param('m0') }} then sms_count else 0 end) as sms_m0
     from {{ src }}usage_monthly
     where month >= {{ d.date_param('m2') }}
       and month <= {{ d.date_param('m0') }}{{ in_slice('msisdn') }}
@@ -58,7 +59,11 @@ active_bundle as (
     -- strongest bundle active at D: hard beats soft
     select
         msisdn,
-        max(case when bundle_kind = 'hard' then 2 else 1 end) as strength
+        max(case when bundle_kind = 'hard' then 2 else 1 end) as strength,
+        -- the plan counts hard and soft separately (a customer with both is in both) and package users
+        max(case when bundle_kind = 'hard' then 1 else 0 end) as has_hard,
+        max(case when bundle_kind = 'soft' then 1 else 0 end) as has_soft,
+        max(case when bundle_type = 'package' then 1 else 0 end) as has_package
     from {{ src }}bundle
     where start_date <= {{ d.date_param('d') }}
       and (end_date is null or end_date >= {{ d.date_param('d') }}){{ in_slice('msisdn') }}
@@ -73,6 +78,11 @@ customer as (
         s.market_segment,
         s.open_date,
         s.customer_name,
+        s.terminal_type,
+        coalesce(u.sms_m0, 0) as sms_m0,
+        coalesce(b.has_hard, 0) as has_hard_bundle,
+        coalesce(b.has_soft, 0) as has_soft_bundle,
+        coalesce(b.has_package, 0) as has_package,
         s.open_date >= {{ d.date_param('m2') }} as is_new,
         (:d_year - {{ d.year('s.open_date') }}) * 12
             + (:d_month - {{ d.month('s.open_date') }})
@@ -136,5 +146,10 @@ select
     data_m0,
     case bundle_strength when 2 then 'hard' when 1 then 'soft' end as bundle_kind,
     open_date,
-    customer_name
+    customer_name,
+    terminal_type,
+    sms_m0,
+    has_hard_bundle,
+    has_soft_bundle,
+    has_package
 from typed

@@ -12,8 +12,9 @@
   assignment_draw is the same in Python.
 
   Context: campaigns (active ones, with control_bp, variant_cuts), assignment_month ('YYYY-MM'),
-  policy, call_rule, n_slices. Bind parameters: the contact policy's (qz_outbound/policy.py), d_month,
-  expiry_<days>, [slice].
+  policy, call_rule, n_slices, ignore_blocks (optional: keep offers the campaign blocks and
+  held products would remove; the coverage gap list's "blocked"). Bind parameters: the contact
+  policy's (qz_outbound/policy.py), d_month, expiry_<days>, [slice].
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
@@ -39,7 +40,9 @@ contactable as (
         s.market_segment,
         s.bundle_kind,
         s.open_date,
-        s.segment_code
+        s.segment_code,
+        s.terminal_type,
+        s.sms_m0
     from mkt_segment_snapshot as s
     left join recent as r
         on r.msisdn = s.msisdn
@@ -70,7 +73,8 @@ candidate as (
             s.spend_tier,
             s.segment_code,
             {% if k.allows_call %}case when s.spend_tier >= {{ call_rule.min_spend_tier }} and s.stability_type in ({% for t in call_rule.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}) then 1 else 0 end{% else %}0{% endif %} as call_eligible,
-            {{ 1 if k.allows_sms else 0 }} as sms_allowed
+            {{ 1 if k.allows_sms else 0 }} as sms_allowed,
+            {{ 1 if k.fallback else 0 }} as is_fallback
         from contactable as s
         where s.stability_type in ({% for t in k.target.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
           {{- range('spend_tier', k.target.spend_tier) }}
@@ -102,13 +106,22 @@ candidate as (
                 and hp.msisdn = s.msisdn
                 and hp.product_code in ({% for p in k.target.holds_any_of %}'{{ p }}'{{ ', ' if not loop.last }}{% endfor %}))
           {%- endif %}
-          {%- if k.target.birthday_month %}
+          {%- if k.target.terminal_types %}
+          and s.terminal_type in ({% for t in k.target.terminal_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
+          {%- endif %}
+          {%- if k.target.sms_count %}{% set r = k.target.sms_count %}
+          {%- if r.min is not none %} and coalesce(s.sms_m0, 0) >= {{ r.min }}{% endif %}
+          {%- if r.max is not none %} and coalesce(s.sms_m0, 0) <= {{ r.max }}{% endif %}
+          {%- endif %}
+          {%- if k.target.anniversary_month %}
           and {{ d.month_of('s.open_date') }} = :d_month
           {%- endif %}
           {%- if k.rule_sql %}
           and s.msisdn in ({{ k.rule_sql }})
           {%- endif %}
+          {%- if not ignore_blocks | default(false) %}
           and not {{ c.holds_product(d, 's.msisdn', "'" ~ k.product_code ~ "'") }}
+          {%- endif %}
     ) as h
 {{ '    union all' if not loop.last }}
 {% endfor %}
@@ -117,9 +130,12 @@ candidate as (
 ranked as (
     select
         candidate.*,
-        row_number() over (partition by msisdn order by priority, campaign_code) as offer_rank
+        -- a fallback (care) campaign only takes whom no other campaign offers anything
+        row_number() over (partition by msisdn order by is_fallback, priority, campaign_code) as offer_rank
     from candidate
+    {%- if not ignore_blocks | default(false) %}   {# coverage_gaps.sql: who is targeted before blocks #}
     where not {{ c.campaign_blocked('blocked_campaign', 'candidate.msisdn', 'candidate.campaign_code') }}
+    {%- endif %}
 ),
 
 chosen as (

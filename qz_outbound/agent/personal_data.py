@@ -8,7 +8,7 @@ header is row 1), the column and the reason, and the good rows are kept
 number is a mainland mobile number not seen earlier in the file, every field is filled, and the
 campaign's customer SMS renders with it.
 
-``python -m qz_outbound.agent import-personal --db <marketing_db URL> --campaign 3131-015 <file>``
+``python -m qz_outbound.agent import-personal --db <marketing_db URL> --campaign 3141-015 <file>``
 """
 
 from __future__ import annotations

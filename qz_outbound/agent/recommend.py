@@ -129,9 +129,11 @@ def agent_campaigns(library: list[Campaign], day: dt.date) -> list[AgentCampaign
         if "agent" not in c.channels or not c.active_on(day):
             continue
         rules = c.agent_rules
-        if rules is not None and (rules.bundle_expiring or rules.holds_any_of or rules.sql):
+        if rules is not None and (rules.bundle_expiring or rules.holds_any_of or rules.sql
+                                  or rules.terminal_types or rules.sms_count):
             raise ValueError(f"campaign {c.code}: agent_rules support stability types, tiers, market segments, "
-                             "bundle and birthday_month; bundle_expiring, holds_any_of and sql are daily-cycle rules")
+                             "bundle and anniversary_month; bundle_expiring, holds_any_of, sql, terminal_types and "
+                             "sms_count are daily-cycle rules")
         out.append(AgentCampaignSql(c.code, c.product_code, c.priority, True, rules, bool(c.personal_fields)))
     return out
 

@@ -27,7 +27,7 @@ def test_statements_and_grades_write_hostile_shop_names_as_text(targeted, smsc, 
         named = {a: NAMES[i % len(NAMES)] for i, a in enumerate(agents)}
         conn.execute(sa.text("update agent set outlet_name = :n, outlet_type = :t where agent_id = :a"),
                      [{"n": n, "t": n[:20], "a": a} for a, n in named.items()])
-    customers = offered(engine, "1141-007", len(NAMES))
+    customers = offered(engine, "1114-007", len(NAMES))
     outlets = shops(engine, len(NAMES))
     assert [s["outlet_name"] for s in outlets] == NAMES
     clock.set_now(dt.datetime(2026, 11, 23, 10, 0))

@@ -61,7 +61,7 @@ def test_stream_of_topups(targeted, smsc):
     cfg = agent_config()
     with engine.begin() as conn:
         conn.exec_driver_sql("delete from recharge_event")     # only this test's stream
-    buyer, twice, dnd, opted, unknown_shop_customer, late_night, evening = offered(engine, "1141-007", 7)
+    buyer, twice, dnd, opted, unknown_shop_customer, late_night, evening = offered(engine, "1114-007", 7)
     shop, other_shop = shops(engine, 2)
     with engine.begin() as conn:
         # DND from today on: the daily cycle staged its list at 05:00 without it; the event's read sees it
@@ -104,8 +104,8 @@ def test_stream_of_topups(targeted, smsc):
         contacts = conn.execute(sa.text(
             "select msisdn, channel, agent_id, campaign_code, status from mkt_contact where channel = 'agent' "
             "order by msisdn")).all()
-    assert sorted(contacts) == sorted([(buyer, "agent", shop["agent_id"], "1141-007", "submitted"),
-                                       (twice, "agent", other_shop["agent_id"], "1141-007", "submitted")])
+    assert sorted(contacts) == sorted([(buyer, "agent", shop["agent_id"], "1114-007", "submitted"),
+                                       (twice, "agent", other_shop["agent_id"], "1114-007", "submitted")])
 
     # 23:30: top-ups at night are read but not answered; nothing is sent at night
     clock.set_now(dt.datetime(2026, 11, 23, 23, 40))
@@ -145,7 +145,7 @@ def test_exactly_once_when_runs_overlap(targeted, smsc):
     clock.set_now(dt.datetime(2026, 11, 23, 12, 0))
     with engine.begin() as conn:
         conn.exec_driver_sql("delete from recharge_event")
-    customers = offered(engine, "1141-007", 40)
+    customers = offered(engine, "1114-007", 40)
     agents = shops(engine, 5)
     for i, number in enumerate(customers):
         topup(engine, f"X{i:03d}", number, agents[i % 5]["agent_id"], dt.datetime(2026, 11, 23, 11, 30 + i % 20))
@@ -193,11 +193,11 @@ def test_no_recommendation_for_a_campaign_validation_held_back(targeted, smsc):
     engine, library = targeted
     with engine.begin() as conn:
         conn.exec_driver_sql("delete from recharge_event")
-    buyer, other = offered(engine, "1141-007", 2)
+    buyer, other = offered(engine, "1114-007", 2)
     shop, = shops(engine, 1)
     with engine.begin() as conn:
         conn.execute(sa.insert(schema.mkt_target_hold), [{
-            "cycle_date": DAY, "campaign_code": "1141-007", "rows": 100, "reason": "control_share:1141-007: 35.8%",
+            "cycle_date": DAY, "campaign_code": "1114-007", "rows": 100, "reason": "control_share:1114-007: 35.8%",
             "held_at": clock.now()}])
     clock.set_now(dt.datetime(2026, 11, 23, 19, 0))
     topup(engine, "H1", buyer, shop["agent_id"], dt.datetime(2026, 11, 23, 18, 58))

@@ -31,7 +31,7 @@ def test_month_settlement_matches_hand_checked_statement(targeted, smsc, tmp_pat
     cfg = agent_config(validity_hours=14)
     with engine.begin() as conn:
         conn.exec_driver_sql("delete from recharge_event")
-    a, b, c, d = offered(engine, "1141-007", 4)
+    a, b, c, d = offered(engine, "1114-007", 4)
     shop1, shop2 = shops(engine, 2)
     clock.set_now(dt.datetime(2026, 11, 23, 10, 0))
     topup(engine, "S1", a, shop1["agent_id"], dt.datetime(2026, 11, 23, 9, 30))
@@ -59,7 +59,7 @@ def test_month_settlement_matches_hand_checked_statement(targeted, smsc, tmp_pat
     assert rows == [
         ["结算月份", "代理点编码", "网点名称", "订单号", "客户号码", "推荐活动", "产品编码", "推荐时间", "办理时间",
          "酬金(元)", "备注"],
-        ["2026-11", shop1["agent_id"], shop1["outlet_name"], "OA1", mask(a), "1141-007 流量加油包升级10GB", "DATA10G",
+        ["2026-11", shop1["agent_id"], shop1["outlet_name"], "OA1", mask(a), "1114-007 流量加油包升级10GB", "DATA10G",
          "2026-11-23 09:30:00", "2026-11-25 10:00:00", "10.0", ""],
     ]
     county2 = _county_of(engine, shop2["agent_id"])
@@ -111,7 +111,7 @@ def _county_of(engine, agent_id):
 def test_personal_import_keeps_good_rows_and_reports_bad_ones_in_chinese(sqlite_marketing, tmp_path):
     from qz_outbound import campaigns
 
-    campaign = {c.code: c for c in campaigns.load_library()}["3131-015"]
+    campaign = {c.code: c for c in campaigns.load_library()}["3141-015"]
     path = tmp_path / "个性数据.csv"
     path.write_text("手机号码,name,bonus_yuan,valid_until\n"
                     "13900000001,张先生,20,12月31日\n"

@@ -55,11 +55,11 @@ def _old_ensure_schema(old_release: Path, url: str, *, drop: str = "") -> None:
             c.execute(schema.mkt_opt_out.insert(), [dict(msisdn="13900000001", opted_out_at=now, source="sms_reply")])
             c.execute(schema.mkt_contact.insert(), [dict(
                 contact_id="c1", cycle_date=dt.date(2026, 11, 20), msisdn="13900000002", county_code="350502",
-                campaign_code="2142-005", channel="sms", status="delivered", created_at=now)])
+                campaign_code="2241-005", channel="sms", status="delivered", created_at=now)])
             from qz_outbound.agent.schema import mkt_agent_commission
             c.execute(mkt_agent_commission.insert(), [dict(
                 order_id="o1", contact_id="c9", month=dt.date(2026, 10, 1), agent_id="A1", county_code="350502",
-                msisdn="13900000003", campaign_code="2142-005", product_code="P1", recommended_at=now,
+                msisdn="13900000003", campaign_code="2241-005", product_code="P1", recommended_at=now,
                 order_time=dt.datetime(2026, 10, 3), commission_yuan=12.5)])
             {drop!r} and [c.exec_driver_sql(s) for s in {drop!r}.split(";") if s.strip()]
     """)
@@ -196,7 +196,7 @@ def test_upload_identity_revision_tells_outcomes_loaded_without_a_time_from_thos
     both columns, so those rows become ``called_at_given = false`` and the rest stay true."""
     engine = db.make_engine(url)
     migrations.upgrade(engine, "0001_baseline")
-    row = {"cycle_date": "2026-11-23", "county_code": "350582", "msisdn": "13900000001", "campaign_code": "1141-007",
+    row = {"cycle_date": "2026-11-23", "county_code": "350582", "msisdn": "13900000001", "campaign_code": "1114-007",
            "upload_id": "U1", "loaded_at": "2026-11-23 12:00:00+00:00"}
     with engine.begin() as c:
         for contact, called in (("C1", "2026-11-23 12:00:00+00:00"), ("C2", "2026-11-23 03:30:00+00:00")):

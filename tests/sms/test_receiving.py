@@ -144,10 +144,10 @@ def test_receipt_matching_prefers_the_same_text_then_the_same_base_then_the_hand
     with engine.begin() as conn:
         for cid, (mid, number) in parts.items():
             conn.execute(mkt_contact.insert().values(
-                contact_id=cid, cycle_date=CYCLE, msisdn=number, county_code=COUNTY, campaign_code="1141-007",
+                contact_id=cid, cycle_date=CYCLE, msisdn=number, county_code=COUNTY, campaign_code="1114-007",
                 channel="sms", status="submitted", created_at=now, sent_at=now))
             conn.execute(sms_outbox.insert().values(
-                contact_id=cid, cycle_date=CYCLE, county_code=COUNTY, msisdn=number, campaign_code="1141-007",
+                contact_id=cid, cycle_date=CYCLE, county_code=COUNTY, msisdn=number, campaign_code="1114-007",
                 template="t", text="x", parts=1, state="submitted", queued_at=now, submitted_at=now))
             dec, hexv = message_id_keys(mid)
             conn.execute(sms_part.insert().values(
@@ -204,12 +204,12 @@ def test_a_backlog_of_receipts_is_applied_by_two_transactions_split_by_handset(e
         db.bulk_insert(conn, "mkt_contact", ["contact_id", "cycle_date", "msisdn", "county_code", "campaign_code",
                                              "channel", "status", "created_at", "sent_at"],
                        pd.DataFrame({"contact_id": cid, "cycle_date": CYCLE, "msisdn": number, "county_code": COUNTY,
-                                     "campaign_code": "1141-007", "channel": "sms", "status": "submitted",
+                                     "campaign_code": "1114-007", "channel": "sms", "status": "submitted",
                                      "created_at": now, "sent_at": now}))
         db.bulk_insert(conn, "sms_outbox", ["contact_id", "cycle_date", "county_code", "msisdn", "campaign_code",
                                             "template", "text", "parts", "state", "queued_at", "submitted_at"],
                        pd.DataFrame({"contact_id": cid, "cycle_date": CYCLE, "county_code": COUNTY, "msisdn": number,
-                                     "campaign_code": "1141-007", "template": "t", "text": "x", "parts": 2,
+                                     "campaign_code": "1114-007", "template": "t", "text": "x", "parts": 2,
                                      "state": "submitted", "queued_at": now, "submitted_at": now}))
         parts, inbound = [], []
         for k in range(n):
