@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import campaigns, clock, counties, db, migrations, publish, segmentation, sending, targeting
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 from qz_outbound.sms import settings_from_connection
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
 ROOT = Path(__file__).resolve().parents[2]
 D = dt.date(2026, 11, 23)

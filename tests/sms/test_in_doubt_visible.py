@@ -18,7 +18,7 @@ import uvicorn
 
 from qz_outbound import clock, counties, sending, summary
 from qz_outbound.portal.web import create_app
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 from qz_outbound.sms.outbox import outbox_counts_by_county
 
 from sms_support import COUNTY, CYCLE, account, make_contacts, per_number, receiver, settings, states, wait_until
