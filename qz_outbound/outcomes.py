@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from qz_outbound import clock, config, db, exports, reports, schema
 from qz_outbound.campaigns import Campaign
-from qz_outbound.segmentation import month_start
+from qz_outbound.cycle import month_start
 
 log = logging.getLogger(__name__)
 

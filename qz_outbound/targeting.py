@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from qz_outbound import SQL_DIR, config, db, exports, schema
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
-from qz_outbound.segmentation import month_start, record_stage
+from qz_outbound.cycle import month_start, record_stage
 
 log = logging.getLogger(__name__)
 

@@ -584,7 +584,7 @@ def audit_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
     Never raises for a bad list: the report says what failed (see :func:`require_valid`).
     """
     from qz_outbound.reports import output_dir
-    from qz_outbound.segmentation import record_stage
+    from qz_outbound.cycle import record_stage
     from qz_outbound.targeting import daily_campaigns
 
     settings = settings or load_config()

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from qz_outbound import clock, db, schema, validation
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
-from qz_outbound.segmentation import record_stage
+from qz_outbound.cycle import record_stage
 
 D = dt.date(2026, 11, 23)
 COUNTIES = list(county_names())

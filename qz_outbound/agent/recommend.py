@@ -38,7 +38,7 @@ from qz_outbound.agent.schema import mkt_agent_event, mkt_personal_data
 from qz_outbound.agent.settings import AgentChannelConfig, load_agent_config
 from qz_outbound.campaigns import Campaign
 from qz_outbound.schema import mkt_contact
-from qz_outbound.segmentation import month_start
+from qz_outbound.cycle import month_start
 from qz_outbound.sms import window
 from qz_outbound.sms.outbox import PENDING as PART_PENDING
 from qz_outbound.phone import mask
