@@ -41,9 +41,9 @@ def main() -> int:
     os.environ.setdefault("QZ_SMS_STATE_DIR", str(work / "state"))
     from qz_outbound import campaigns, clock, db, schema, segmentation, targeting
     from qz_outbound.agent import recommend
-    from qz_outbound.datamart.generate import generate
+    from qz_outbound.dev.demo_datamart import generate
     from qz_outbound.sms import settings_from_connection
-    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+    from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
     engine = db.make_engine(args.db or f"sqlite:///{work / 'bench.db'}")
     today = clock.today()

@@ -88,7 +88,7 @@ class Sampler:
 
 
 def ensure_datamart(admin, url: str, n: int) -> float:
-    from qz_outbound.datamart.generate import generate
+    from qz_outbound.dev.demo_datamart import generate
 
     name = sa.make_url(url).database
     with admin.connect() as conn:

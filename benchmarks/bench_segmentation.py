@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qz_outbound import db, migrations, segmentation  # noqa: E402
-from qz_outbound.datamart.generate import generate  # noqa: E402
+from qz_outbound.dev.demo_datamart import generate  # noqa: E402
 
 D = dt.date(2026, 11, 23)
 

@@ -10,7 +10,7 @@
    give the measured rate and the busiest one-second window.
 
 The SMSC and the receiver run as separate processes (``python -m
-qz_outbound.sms devsmsc serve`` / ``receive``), as they would be deployed.
+qz_outbound.dev.smsc serve`` / ``receive``), as they would be deployed.
 
     .venv/bin/python benchmarks/bench_smpp.py [--messages 20000] [--db URL] [--out FILE]
 """
@@ -62,7 +62,7 @@ def http(port: int, path: str, body: dict | None = None):
 
 def start_smsc(extra: list[str]) -> tuple[subprocess.Popen, int, int]:
     port, hport = free_port(), free_port()
-    proc = subprocess.Popen([*PY_SMSC, *(["-m", "qz_outbound.sms", "devsmsc"] if PY_SMSC == [PY] else []), "serve", "--port", str(port),
+    proc = subprocess.Popen([*PY_SMSC, *(["-m", "qz_outbound.dev.smsc"] if PY_SMSC == [PY] else []), "serve", "--port", str(port),
                              "--http-port", str(hport), "--no-relay", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     json.loads(proc.stdout.readline())  # ready line

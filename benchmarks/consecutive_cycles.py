@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qz_outbound import campaigns, counties, db, publish, schema, segmentation, targeting, validation  # noqa: E402
-from qz_outbound.datamart.generate import generate  # noqa: E402
+from qz_outbound.dev.demo_datamart import generate  # noqa: E402
 
 
 def independence(library, day: dt.date, n: int = 200_000) -> None:

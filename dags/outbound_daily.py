@@ -15,7 +15,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
 | call_list (one per county) | the county's call list (外呼清单) in calling order, call scripts rendered, CSV (UTF-8 with BOM) and XLSX | `var/output/call_lists/<date>/<county>/` |
 | data_retention | deletes call lists beyond `keep_cycles`, portal uploads after `upload_keep_days`, processed `sms_inbound` rows after `inbound_keep_days` | `qz_outbound/retention.py` |
-| send_sms (one per county) | submits the county's SMS over SMPP (connection `smsc`) within 08:00–20:00 and the contracted rate; before 08:00 it is rescheduled to the opening (no worker slot held); what the day's window cannot take waits for the next cycle's send; messages left in doubt by an SMSC or sender crash (never re-sent) are counted and alerted to HQ | `qz_outbound/sending.py`, `docs/sms-delivery.md` |
+| send_sms (one per county) | submits the county's SMS over SMPP (connection `smsc`) within 08:00–20:00 and the contracted rate; before 08:00 it is rescheduled to the opening (no worker slot held); what the day's window cannot take waits for the next cycle's send; messages left in doubt by an SMSC or sender crash (never re-sent) are counted and alerted to HQ | `qz_outbound/sms/send_step.py`, `docs/sms-delivery.md` |
 
 Every task is idempotent per logical date: a re-run replaces that cycle's rows.
 Connections: `datamart` (read-only), `marketing_db` and `smsc`. Task logs and XComs
@@ -193,20 +193,21 @@ def outbound_daily():
         from qz_db_hook import MARKETING_DB, engine_for
         from smpp_hook import SmppHook
 
-        from qz_outbound import counties, sending
+        from qz_outbound import counties
+        from qz_outbound.sms import send_step
 
         county_code = published["county_code"]
         context = get_current_context()
         context["county_label"] = counties.label(county_code)
         cycle_date = dt.date.fromisoformat(published["cycle_date"])
-        step = sending.send_county(engine_for(MARKETING_DB), cycle_date, county_code, SmppHook().get_settings())
+        step = send_step.send_county(engine_for(MARKETING_DB), cycle_date, county_code, SmppHook().get_settings())
         if not step.done:
             # to the window's opening; never sooner than a poke interval from now (a clock set back
             # for a replay or a demo, or skew between hosts, must not make the sensor spin)
             soonest = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
             raise AirflowRescheduleException(max(step.wait_until.astimezone(dt.timezone.utc), soonest))
         # messages in doubt are never re-sent: HQ is told (counts only), once the county's send is done
-        alert = sending.in_doubt_alert(cycle_date, county_code, step.counts.get("in_doubt_messages", 0),
+        alert = send_step.in_doubt_alert(cycle_date, county_code, step.counts.get("in_doubt_messages", 0),
                                        run_id=context["run_id"], map_index=context["ti"].map_index)
         if alert is not None:
             notify(alert)

@@ -1,11 +1,11 @@
 """The development SMSC inside the compose network (dev profile only): the same server as
-`python -m qz_outbound.sms devsmsc serve`, bound to the container's interface so the workers and
+`python -m qz_outbound.dev.smsc serve`, bound to the container's interface so the workers and
 the receiver reach it as `devsmsc:2775`. Never in production: it accepts any password."""
 
 import signal
 import time
 
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
 smsc = DevSmsc(port=2775, http_port=8775, system_id="QZDEV", behaviour=Behaviour(), host="0.0.0.0").start()
 signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

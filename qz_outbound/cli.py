@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return _db(args)
     day = getattr(args, "date", None) or getattr(args, "as_of", None) or clock.today()
     if args.command == "generate-datamart":
-        from qz_outbound.datamart.generate import generate
+        from qz_outbound.dev.demo_datamart import generate
 
         counts = generate(db.make_engine(args.url), args.subscribers, day, seed=args.seed,
                           months=args.months, progress=not args.quiet)

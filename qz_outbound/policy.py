@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from qz_outbound.segmentation import month_start
+from qz_outbound.cycle import month_start
 
 if TYPE_CHECKING:
     from qz_outbound.targeting import ContactPolicy

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from qz_outbound import clock, db
 from qz_outbound.campaigns import Campaign
-from qz_outbound.segmentation import record_stage
+from qz_outbound.cycle import record_stage
 from qz_outbound.targeting import Channels, load_channels
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock, config, db, schema
+from qz_outbound import config, db, schema
+from qz_outbound.cycle import month_start, record_stage
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,6 @@ def load_config(path: Path | None = None) -> SegmentationConfig:
     return config.load(SegmentationConfig, path or config.config_path("segmentation.yaml"))
 
 
-def month_start(d: dt.date, back: int = 0) -> dt.date:
-    """First day of the month ``back`` months before ``d``'s month."""
-    index = d.year * 12 + (d.month - 1) - back
-    return dt.date(index // 12, index % 12 + 1, 1)
-
-
 def cycle_months(cycle_date: dt.date) -> tuple[dt.date, dt.date, dt.date]:
     """(M0, M1, M2): the last complete month before D's month, and the two before it."""
     return month_start(cycle_date, 1), month_start(cycle_date, 2), month_start(cycle_date, 3)
@@ -156,14 +151,3 @@ def segment_customers(
 
 def purge_old_snapshots(marketing: Engine, cycle_date: dt.date, keep_days: int) -> None:
     db.drop_cycles_before(marketing, "mkt_segment_snapshot", cycle_date - dt.timedelta(days=keep_days))
-
-
-def record_stage(marketing: Engine, cycle_date: dt.date, stage: str, rows: int, seconds: float,
-                 detail: str | None = None) -> None:
-    """Note what a stage did (counts only) for HQ's summary; a re-run overwrites."""
-    t = schema.mkt_cycle_stage
-    values = dict(cycle_date=cycle_date, stage=stage, rows=rows, seconds=round(seconds, 3),
-                  finished_at=clock.now(), detail=detail)
-    # an upsert: two runs of a stage at once must not collide on the key
-    with marketing.begin() as conn:
-        db.upsert(conn, t, values, key=("cycle_date", "stage"), update=("rows", "seconds", "finished_at", "detail"))

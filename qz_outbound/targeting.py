@@ -38,8 +38,8 @@ from sqlalchemy.engine import Engine
 from qz_outbound import SQL_DIR, config, db, exports, schema
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
+from qz_outbound.cycle import record_stage
 from qz_outbound.policy import contact_policy_binds
-from qz_outbound.segmentation import record_stage
 
 log = logging.getLogger(__name__)
 

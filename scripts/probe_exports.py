@@ -8,7 +8,7 @@ os.environ["QZ_OUTPUT_DIR"] = str(tmp / "out")
 import sqlalchemy as sa
 from export_support import NAMES, TRIGGERS, formula_cells, read_csv
 from qz_outbound import call_lists, campaigns, clock, counties, db, publish, schema, segmentation, targeting
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 D = dt.date(2026, 11, 23)
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 6000
 engine = db.make_engine(f"sqlite:///{tmp / 'one.db'}")

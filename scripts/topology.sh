@@ -223,7 +223,7 @@ ENV
   fi
 
   if [ -n "${dev_smsc:-}" ]; then
-    start_proc devsmsc "$PY" -m qz_outbound.sms devsmsc serve --port "$SMSC_PORT" --http-port "$SMSC_HTTP_PORT" --system-id QZDEV
+    start_proc devsmsc "$PY" -m qz_outbound.dev.smsc serve --port "$SMSC_PORT" --http-port "$SMSC_HTTP_PORT" --system-id QZDEV
     wait_port "$SMSC_PORT" 30 || { log "development SMSC did not start"; cat "$DIR/logs/devsmsc.log" >&2; exit 1; }
   fi
   start_proc receiver "$PY" -m qz_outbound.sms --log-level WARNING receive --db "$marketing"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from qz_outbound import campaigns, counties, publish, schema, segmentation, targeting
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 
 def published_cycle(engine, day: dt.date, subscribers: int, *, counties_to_publish=None, queue_sms=False):

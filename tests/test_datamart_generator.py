@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from qz_outbound import db, schema, segmentation
 from qz_outbound.counties import county_names
 from qz_outbound.datamart import schema as dm_schema
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 D = dt.date(2026, 11, 23)
 N = 40_000

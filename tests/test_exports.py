@@ -21,7 +21,7 @@ from export_support import (CHINESE, NAMES, PAYLOADS, assert_no_formula_anywhere
                             read_csv, xlsx_value)
 from qz_outbound import (call_lists, campaigns, clock, counties, exports, outcomes, publish, reports, schema,
                          segmentation, targeting)
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 D = dt.date(2026, 11, 23)
 

@@ -187,15 +187,17 @@ def test_ranking_trend_and_automatic_pause_of_a_campaign_that_does_harm(cycle):
     assert {"all_county", "all_channel", "script"} <= set(report["dimension"])
     assert set(report.loc[report["dimension"] == "script", "value"]) <= {c.call_script for c in library}
 
-    # off by default: flagged, not paused
-    assert outcomes.write_outcome_report(engine, D, library, cfg)["paused_now"] == []
-    assert outcomes.paused_campaigns(engine) == set()
+    # off by default: flagged, not paused (writing the report never pauses: auto_pause is its own task)
+    assert outcomes.auto_pause_campaigns(engine, D, library, cfg) == []
     on = cfg.model_copy(update={"auto_pause": outcomes.AutoPause(enabled=True, min_contacts=1)})
-    written = outcomes.write_outcome_report(engine, D, library, on)
-    assert harmful in written["paused_now"]
-    assert outcomes.write_outcome_report(engine, D, library, on)["paused_now"] == []   # once
+    outcomes.write_outcome_report(engine, D, library, on)
+    assert outcomes.paused_campaigns(engine) == set()
+    assert harmful in outcomes.auto_pause_campaigns(engine, D, library, on)
+    assert outcomes.auto_pause_campaigns(engine, D, library, on) == []   # once
+    assert outcomes.paused_in_cycle(engine, D) == outcomes.paused_campaigns(engine) >= {harmful}
+    written = outcomes.write_outcome_report(engine, D, library, on)   # the next run's page shows it
     html = open(written["html"], encoding="utf-8").read()
-    assert "已自动暂停" in html and "优化排名" in html and "按周期趋势" in html
+    assert "已自动暂停" in html and "本周期暂停" in html and "优化排名" in html and "按周期趋势" in html
     trend = outcomes.outcome_trend(engine, D, cfg)
     assert list(trend["cycle_date"]) == [D.isoformat()]
     assert trend.loc[0, "control_converted"] == len(control)

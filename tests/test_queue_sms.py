@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import campaigns, clock, db, publish, schema, segmentation, targeting
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 from qz_outbound.sms.render import RenderError, decode_short_message, render_sms
 from qz_outbound.sms.settings import load_sms_config
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from qz_outbound import db, reports, schema, segmentation
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 D = dt.date(2026, 11, 23)
 

@@ -16,10 +16,10 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from qz_outbound import clock, db, schema, validation
+from qz_outbound import clock, config, db, schema, validation
 from qz_outbound.campaigns import Campaign, code_fields
 from qz_outbound.counties import county_names
-from qz_outbound.segmentation import record_stage
+from qz_outbound.cycle import record_stage
 
 D = dt.date(2026, 11, 23)
 COUNTIES = list(county_names())
@@ -401,6 +401,6 @@ def test_config_file_loads_and_a_mistake_names_file_line_and_field(tmp_path):
     assert (cfg.control_share.min_customers, cfg.control_share.abs_tolerance, cfg.control_share.sigmas) == (200, 0.01, 4)
     bad = tmp_path / "validation.yaml"
     bad.write_text("volume:\n  lower: 0.5\n  upper: 0.8\ncontrol_share:\n  min_customers: 200\n", encoding="utf-8")
-    with pytest.raises(validation.config.ConfigError) as caught:
+    with pytest.raises(config.ConfigError) as caught:
         validation.load_config(bad)
     assert f"{bad}:3: volume.upper" in str(caught.value)

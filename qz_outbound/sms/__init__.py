@@ -1,4 +1,4 @@
-"""SMS delivery over SMPP: outbox, windowed sender, receiver, development SMSC.
+"""SMS delivery over SMPP: outbox, windowed sender, receiver (the development SMSC is in ``qz_outbound.dev``).
 
 What the DAG calls (signatures in docs/sms-delivery.md):
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m qz_outbound.sms {send,receive,devsmsc} ...``.
+"""Command line: ``python -m qz_outbound.sms {send,receive} ...`` (the development SMSC: ``python -m qz_outbound.dev.smsc``).
 
 The SMSC account is the JSON of an Airflow connection (``--smsc`` or the
 ``AIRFLOW_CONN_SMSC`` variable), the database an SQLAlchemy URL (``--db`` or
@@ -44,10 +44,6 @@ def _engine(args):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["devsmsc"]:
-        from qz_outbound.sms.devsmsc import main as devsmsc_main
-
-        return devsmsc_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m qz_outbound.sms")
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -61,7 +57,6 @@ def main(argv=None) -> int:
     recv.add_argument("--db")
     recv.add_argument("--smsc")
     recv.add_argument("--in-doubt-grace", type=float, default=5.0)
-    sub.add_parser("devsmsc", help="the development SMSC (see: devsmsc --help)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -45,6 +45,7 @@ from qz_outbound.sms.outbox import (
     ACCEPTED, IN_DOUBT, PENDING, QUEUED, REJECTED, SENDING, SKIPPED, derive_state, message_id_keys,
     set_message_states,
 )
+from qz_outbound.sms.pacing import Pacer
 from qz_outbound.sms.schema import sms_outbox, sms_part
 from qz_outbound.sms.settings import SmsConfig, SmscSettings, load_sms_config
 
@@ -141,12 +142,7 @@ class _Sender:
         self.last_flush = time.monotonic()
         self.last_heartbeat = time.monotonic()
         # own pace on top of the shared limiter: halved on a throttle, recovered over seconds
-        self.pace = settings.rate
-        self.pace_next = 0.0
-        self.pause_until = 0.0
-        self.throttle_streak = 0
-        self.last_throttle = 0.0
-        self.pace_updated = time.monotonic()
+        self.pacer = Pacer(settings.rate, settings.burst_seconds)
         self._seq_counter = 0
         self._check_conn = None
         self.min_burst = max(1, settings.window // 4)
@@ -217,23 +213,19 @@ class _Sender:
 
     def _set_part(self, part: _Part, state: str, **fields) -> None:
         part.state = state
-        self.dirty.parts.append(dict(b_cid=part.contact_id, b_no=part.part_no, b_state=state,
-                                     b_mid=fields.get("message_id"), b_dec=fields.get("mid_dec"),
-                                     b_hex=fields.get("mid_hex"), b_attempts=part.attempts,
-                                     b_err=fields.get("error"), b_sub=fields.get("submitted_at"),
-                                     b_acc=fields.get("accepted_at")))
+        self.dirty.parts.append(_part_row(part, **fields))
         msg = self.messages[part.contact_id]
         if state == REJECTED:
-            # the rest of a refused message is not sent
-            for other in msg.parts.values():
-                if other.state == PENDING:
-                    other.state = SKIPPED
-                    self.dirty.parts.append(dict(b_cid=other.contact_id, b_no=other.part_no, b_state=SKIPPED,
-                                                 b_mid=None, b_dec=None, b_hex=None, b_attempts=other.attempts,
-                                                 b_err=None, b_sub=None, b_acc=None))
+            self._skip_pending(msg)   # the rest of a refused message is not sent
             msg.reason = f"rejected: {fields.get('error')}"
         if not any(p.state == PENDING for p in msg.parts.values()):
             self._finish_message(msg)
+
+    def _skip_pending(self, msg: _Message) -> None:
+        for part in msg.parts.values():
+            if part.state == PENDING:
+                part.state = SKIPPED
+                self.dirty.parts.append(_part_row(part))
 
     def _finish_message(self, msg: _Message) -> None:
         if msg.done:
@@ -311,14 +303,14 @@ class _Sender:
             elif status in RETRY_STATUSES and pdu.command == "submit_sm_resp":
                 part.attempts += 1
                 self.result.throttled += 1
-                self._slow_down()
+                self.pacer.slow_down()
                 if part.attempts >= self.s.throttle_max_attempts:
                     self.run.journal.note(f"R\t{part.contact_id}\t{part.part_no}\t0x{status:X}")
                     self._set_part(part, REJECTED, error=f"throttled x{part.attempts}")
                 else:
                     self.run.journal.note(f"N\t{part.contact_id}\t{part.part_no}\t0x{status:X}")
                     self._seq_counter += 1
-                    heapq.heappush(self.retry_heap, (self.pause_until, self._seq_counter, part))
+                    heapq.heappush(self.retry_heap, (self.pacer.pause_until, self._seq_counter, part))
             else:
                 desc = consts.DESCRIPTIONS.get(status, "unknown")
                 self.run.journal.note(f"R\t{part.contact_id}\t{part.part_no}\t0x{status:X}")
@@ -332,20 +324,6 @@ class _Sender:
             return
         if not self.link.handle_control(pdu):
             log.debug("ignored %s", pdu.command)
-
-    def _slow_down(self) -> None:
-        now = time.monotonic()
-        self.throttle_streak = self.throttle_streak + 1 if now - self.last_throttle < 1.0 else 1
-        self.last_throttle = now
-        self.pace = max(self.s.rate * 0.02, self.pace * 0.5)
-        self.pace_updated = now
-        self.pause_until = max(self.pause_until, now + min(2.0, 0.05 * 2 ** min(self.throttle_streak, 6)))
-
-    def _recover_pace(self, now: float) -> None:
-        """Additive recovery after a quiet second: +10% of the contract per second."""
-        if self.pace < self.s.rate and now - self.last_throttle > 1.0:
-            self.pace = min(self.s.rate, self.pace + self.s.rate * 0.1 * (now - self.pace_updated))
-        self.pace_updated = now
 
     def link_lost(self, why: str) -> None:
         """Everything outstanding may or may not have reached the SMSC: in doubt, never resent."""
@@ -387,7 +365,7 @@ class _Sender:
                 self.link.connect_with_backoff()
                 continue
             self.flush()
-            self._recover_pace(now)
+            self.pacer.recover(now)
 
             # 2. the window, checked at submit time
             if not stop_sending and not self.window_open():
@@ -411,13 +389,9 @@ class _Sender:
                 if self.exhausted and not self.retry_heap and not self.outstanding:
                     break
                 continue
-            if now < self.pause_until:
+            want = self.pacer.burst_size(now, min(free, len(self.queue)))
+            if not want:
                 continue
-            want = min(free, len(self.queue))
-            if self.pace < self.s.rate:
-                if now < self.pace_next:
-                    continue
-                want = min(want, max(1, int(self.pace * self.s.burst_seconds)))
             possible, wait = self.limiter.try_acquire(want, dry_run=True)
             if not possible:
                 # sleep on the socket until the limiter's slot (responses still handled)
@@ -430,8 +404,7 @@ class _Sender:
             written = self.send_burst(possible)
             if written is None:
                 continue  # the window closed at submit time: handled at the top of the loop
-            if self.pace < self.s.rate and written:
-                self.pace_next = time.monotonic() + written / self.pace
+            self.pacer.wrote(written)
 
     def _idle_timeout(self, now: float, stop_sending: bool) -> float:
         free = self.s.window - len(self.outstanding)
@@ -439,9 +412,9 @@ class _Sender:
             return 0.05  # woken by the next response
         ready_at = None
         if self.queue:
-            ready_at = max(now, self.pause_until, self.pace_next if self.pace < self.s.rate else now)
+            ready_at = self.pacer.ready_at(now)
         elif self.retry_heap:
-            ready_at = max(self.retry_heap[0][0], self.pause_until)
+            ready_at = max(self.retry_heap[0][0], self.pacer.pause_until)
         elif not self.exhausted:
             return 0.0
         if ready_at is None:
@@ -480,12 +453,7 @@ class _Sender:
                 for cid in dropped:
                     msg = self.messages[cid]
                     msg.reason = "opt_out"
-                    for p in msg.parts.values():
-                        if p.state == PENDING:
-                            p.state = SKIPPED
-                            self.dirty.parts.append(dict(b_cid=cid, b_no=p.part_no, b_state=SKIPPED, b_mid=None,
-                                                         b_dec=None, b_hex=None, b_attempts=p.attempts, b_err=None,
-                                                         b_sub=None, b_acc=None))
+                    self._skip_pending(msg)
                     self._finish_message(msg)
                 burst = [p for p in burst if p.contact_id not in dropped]
                 self.queue = collections.deque(p for p in self.queue if p.contact_id not in dropped)
@@ -545,6 +513,13 @@ class _Sender:
                 self._check_conn.close()
             if self.link.connected:
                 self.link.close(unbind=True)
+
+
+def _part_row(part: _Part, *, message_id=None, mid_dec=None, mid_hex=None, error=None, submitted_at=None,
+              accepted_at=None) -> dict:
+    """A part's new state as one row of :meth:`_Sender.flush`'s batch update (the one place it is built)."""
+    return dict(b_cid=part.contact_id, b_no=part.part_no, b_state=part.state, b_mid=message_id, b_dec=mid_dec,
+                b_hex=mid_hex, b_attempts=part.attempts, b_err=error, b_sub=submitted_at, b_acc=accepted_at)
 
 
 def send_batch(

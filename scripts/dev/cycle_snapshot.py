@@ -31,7 +31,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from qz_outbound import campaigns, clock, counties, db, publish, schema, segmentation, targeting  # noqa: E402
 from qz_outbound.agent import recommend  # noqa: E402
-from qz_outbound.datamart.generate import generate  # noqa: E402
+from qz_outbound.dev.demo_datamart import generate  # noqa: E402
 
 # Columns that differ between identical runs by design (random claim tokens), left out of the dump.
 VOLATILE = {"claim_token"}

@@ -7,7 +7,7 @@
 #   scripts/services/stop.sh         # stop them (by their own pid files)
 #
 # Provisioning Jasmin (user, upstream connector to a development SMSC, routes) is done
-# by the tests through jCli: qz_outbound.sms.jasmin.provision().
+# by the tests through jCli: qz_outbound.dev.jasmin.provision().
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/env.sh"

@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qz_outbound import campaigns, clock, schema, segmentation, targeting  # noqa: E402
-from qz_outbound.datamart.generate import generate  # noqa: E402
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc  # noqa: E402
+from qz_outbound.dev.demo_datamart import generate  # noqa: E402
+from qz_outbound.dev.smsc import Behaviour, DevSmsc  # noqa: E402
 
 DAY = dt.date(2026, 11, 23)
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import db
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 from dag_support import ROOT, migrate_marketing_db
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from dag_support import run_dag
 from qz_outbound import db, schema
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 from qz_outbound.datamart.schema import dnd_list, order_event
 
 D1 = dt.date(2026, 11, 16)
@@ -31,7 +31,7 @@ D9 = D1 + dt.timedelta(days=8)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+    from qz_outbound.dev.smsc import Behaviour, DevSmsc
     from qz_outbound.sms.receiver import run_receiver
     from qz_outbound.sms.settings import SmscSettings
 

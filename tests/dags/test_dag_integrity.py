@@ -70,6 +70,13 @@ def test_assets_are_defined_once_for_dags_and_the_portal(dagbag):
     assert outlets == {qz_dags.CONTACTS.uri, qz_dags.SEGMENT_SNAPSHOT.uri}
 
 
+def test_auto_pause_is_its_own_task_after_the_outcome_report(dagbag):
+    """Pausing campaigns is a step HQ sees in the graph, not a side effect of writing the report."""
+    dag = dagbag.dags["outcomes_loop"]
+    assert dag.task_dict["auto_pause"].upstream_task_ids == {"outcome_report"}
+    assert dag.task_dict["outcome_report"].downstream_task_ids == {"auto_pause"}
+
+
 def test_outbound_daily_is_scheduled_daily_in_shanghai(dagbag):
     dag = dagbag.dags["outbound_daily"]
     timetable = dag.timetable

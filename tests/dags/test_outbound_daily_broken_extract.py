@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from qz_outbound import db
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 from dag_support import migrate_marketing_db
 
@@ -22,7 +22,7 @@ CYCLE = dt.date(2026, 11, 23)
 
 @pytest.fixture(scope="module")
 def smsc():
-    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+    from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
     server = DevSmsc(behaviour=Behaviour(), seed=5).start()
     yield server

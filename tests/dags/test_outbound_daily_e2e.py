@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from qz_outbound import db
 from dag_support import run_dag as _run
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 CYCLE = dt.date(2026, 11, 23)
@@ -29,7 +29,7 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smsc():
-    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+    from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
     server = DevSmsc(behaviour=Behaviour(), seed=11).start()
     yield server

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from dag_support import load_dag, run_dag
 from qz_outbound import campaigns, db
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST = dt.date(2026, 11, 23)
@@ -23,7 +23,7 @@ DAYS = 30
 
 @pytest.fixture(scope="module")
 def smsc():
-    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+    from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
     server = DevSmsc(behaviour=Behaviour(), seed=5).start()
     yield server

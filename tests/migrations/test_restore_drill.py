@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from qz_outbound import campaigns, clock, counties, db, migrations, publish, segmentation, sending, targeting
-from qz_outbound.datamart.generate import generate
+from qz_outbound import campaigns, clock, counties, db, migrations, publish, segmentation, targeting
+from qz_outbound.sms import send_step
+from qz_outbound.dev.demo_datamart import generate
 from qz_outbound.sms import settings_from_connection
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
 ROOT = Path(__file__).resolve().parents[2]
 D = dt.date(2026, 11, 23)
@@ -43,7 +44,7 @@ def _cycle(dm, mk, day, library, *, send=(), smsc_settings=None):
     for county in counties.county_names():
         publish.publish_county(mk, day, county, library)
     for county in send:
-        assert sending.send_county(mk, day, county, smsc_settings).done
+        assert send_step.send_county(mk, day, county, smsc_settings).done
 
 
 def _fingerprint(mk) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from test_portal_browser import _shots, browser, chromium  # noqa: F401  (fixtures)
 
 from qz_outbound import db, reports, schema, segmentation
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 D = dt.date(2026, 11, 23)
 

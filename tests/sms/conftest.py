@@ -19,7 +19,7 @@ import pytest
 from qz_outbound import clock
 from qz_outbound.db import make_engine
 from qz_outbound.schema import ensure_schema
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,7 @@ def jasmin():
     """
     import subprocess
 
-    from qz_outbound.sms.jasmin import JasminPorts
+    from qz_outbound.dev.jasmin import JasminPorts
 
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(["bash", str(root / "scripts/services/start.sh")], capture_output=True, text=True,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from qz_outbound import clock
 from qz_outbound.schema import mkt_contact
 from qz_outbound.sms import SmsToQueue, queue_messages, run_receiver, settings_from_connection
-from qz_outbound.sms.devsmsc import DevSmsc
+from qz_outbound.dev.smsc import DevSmsc
 from qz_outbound.sms.schema import sms_outbox, sms_part
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from smpplib import client as smpp_client
 from smpplib import smpp
 
 from qz_outbound.sms import send_batch
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 from qz_outbound.sms.link import LinkDown, SmppLink
 
 from sms_support import COUNTY, CYCLE, account, make_contacts, per_number, receiver, settings, states, wait_until

@@ -16,9 +16,10 @@ import urllib.request
 
 import uvicorn
 
-from qz_outbound import clock, counties, sending, summary
+from qz_outbound import clock, counties, summary
+from qz_outbound.sms import send_step
 from qz_outbound.portal.web import create_app
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 from qz_outbound.sms.outbox import outbox_counts_by_county
 
 from sms_support import COUNTY, CYCLE, account, make_contacts, per_number, receiver, settings, states, wait_until
@@ -50,15 +51,15 @@ def test_an_smsc_crash_mid_send_shows_hq_the_in_doubt_count(engine, tmp_path, mo
     other = next(c for c in counties.county_names() if c != COUNTY)
     make_contacts(engine, 20, county=other, start=1000)          # a county that sends cleanly
     with DevSmsc(behaviour=Behaviour()) as server:
-        clean = sending.send_county(engine, CYCLE, other, settings(account(server)))
+        clean = send_step.send_county(engine, CYCLE, other, settings(account(server)))
     assert clean.done and clean.counts["in_doubt_messages"] == 0
-    assert sending.in_doubt_alert(CYCLE, other, 0) is None
+    assert send_step.in_doubt_alert(CYCLE, other, 0) is None
 
     with DevSmsc(behaviour=Behaviour(drop_after=120)) as server:     # the SMSC crashes mid-send
         conn = account(server, window=10)
         make_contacts(engine, 300)
         with receiver(engine, conn):
-            step = sending.send_county(engine, CYCLE, COUNTY, settings(conn))
+            step = send_step.send_county(engine, CYCLE, COUNTY, settings(conn))
             took = len(server.accepted())
             assert wait_until(lambda: states(engine, COUNTY).get("delivered", 0) == took, 20), states(engine)
         assert set(per_number(server).values()) == {1}               # nobody twice
@@ -71,7 +72,7 @@ def test_an_smsc_crash_mid_send_shows_hq_the_in_doubt_count(engine, tmp_path, mo
 
     # the alert (what send_sms raises with the step's count): the count, the county, the cycle; no number
     n = step.counts["in_doubt_messages"]
-    alert = sending.in_doubt_alert(CYCLE, COUNTY, n, run_id="r1", map_index=0)
+    alert = send_step.in_doubt_alert(CYCLE, COUNTY, n, run_id="r1", map_index=0)
     assert alert.kind == "sms_in_doubt"
     assert f"SMS in doubt: {n} messages of {counties.label(COUNTY)}, cycle {CYCLE}" in alert.text()
     assert "不会重发" in alert.summary and not re.search(r"1[3-9]\d{9}", alert.text())

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from qz_outbound.schema import mkt_contact, mkt_opt_out
 from qz_outbound.sms import send_batch
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
-from qz_outbound.sms.jasmin import provision, remove_connectors
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
+from qz_outbound.dev.jasmin import provision, remove_connectors
 
 from sms_support import COUNTY, CYCLE, make_contacts, msisdn, per_number, receiver, settings, states, wait_until
 

@@ -142,7 +142,7 @@ def test_messages_rendered_one_by_one_get_their_own_16_bit_reference():
     """Long messages queued one by one (a shop owner gets many a day) carry a 16-bit reference
     derived from their id: distinct for different messages, the same on a re-render (a retry sends
     the same bytes), and the handset joins them back into the text."""
-    from qz_outbound.sms.devsmsc import _udh_key
+    from qz_outbound.dev.smsc import _udh_key
     from qz_outbound.sms.render import decode_short_message, split, with_reference
 
     text = "【泉州移动】" + "尊敬的客户，您好！" * 12 + "回复TD退订"

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from qz_outbound.sms.devsmsc import DevSmsc
+from qz_outbound.dev.smsc import DevSmsc
 from qz_outbound.sms.limiter import LimiterUnavailable, RedisRateLimiter, max_in_any_second, open_limiter
 
 from sms_support import (ROOT, WireCapture, account, db_url, finished, make_contacts, msisdn, per_number, settings,

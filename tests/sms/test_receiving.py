@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from qz_outbound.schema import mkt_contact, mkt_opt_out
 from qz_outbound.sms import send_batch
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 from qz_outbound.sms.schema import sms_inbound, sms_part
 
 from sms_support import (

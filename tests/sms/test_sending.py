@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from qz_outbound import clock
 from qz_outbound.schema import mkt_contact, mkt_opt_out
 from qz_outbound.sms import SenderBusy, queue_messages, send_batch
-from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+from qz_outbound.dev.smsc import Behaviour, DevSmsc
 from qz_outbound.sms.schema import sms_outbox, sms_part, sms_sender_run
 
 from sms_support import (

@@ -14,7 +14,7 @@ is the SMSC's behaviour on top:
   that arrives on a bind_receiver session (seen here), so there every
   deliver_sm would be offered again forever;
 * replies (MO) are injected over HTTP (``POST /mo``), from the command line
-  (``python -m qz_outbound.sms.devsmsc inject``) or in-process
+  (``python -m qz_outbound.dev.smsc inject``) or in-process
   (:meth:`DevSmsc.inject_mo`);
 * ``throttle_rate``: more accepted submits than that within one second are
   answered ESME_RTHROTTLED;
@@ -25,7 +25,7 @@ is the SMSC's behaviour on top:
   messages customers see (:meth:`DevSmsc.handset_messages`).
 
 Everything listens on 127.0.0.1. Run it alone with
-``python -m qz_outbound.sms.devsmsc serve --port 2775 --http-port 8775``.
+``python -m qz_outbound.dev.smsc serve --port 2775 --http-port 8775``.
 """
 
 from __future__ import annotations
@@ -615,7 +615,7 @@ def _free_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qz_outbound.sms.devsmsc",
+    parser = argparse.ArgumentParser(prog="python -m qz_outbound.dev.smsc",
                                      description="The development SMSC (127.0.0.1 only).")
     sub = parser.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve", help="run the SMSC until interrupted")

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from qz_outbound import config, db
 from qz_outbound.counties import county_names
 from qz_outbound.datamart import schema
-from qz_outbound.segmentation import month_start
+from qz_outbound.cycle import month_start
 
 log = logging.getLogger(__name__)
 
