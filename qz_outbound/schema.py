@@ -212,6 +212,40 @@ mkt_target_hold = sa.Table(
 )
 
 
+# What HQ steers by (economics.md, docs/economics.md): one row per cycle date × campaign × slice, the
+# columns exactly as economics.md fixes them; rewritten as after-months of bills arrive. Month rows
+# (cumulative over a month's cycles) carry the month's first day and a slice starting `month/`;
+# rows across campaigns (the code-digit slices) carry campaign_code `*`.
+mkt_campaign_economics = sa.Table(
+    "mkt_campaign_economics",
+    metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("campaign_code", sa.String(16), primary_key=True),
+    sa.Column("slice", sa.String(48), primary_key=True),
+    sa.Column("after_months", sa.SmallInteger, nullable=False),   # 0: not yet measurable
+    sa.Column("contacted", sa.Integer, nullable=False),
+    sa.Column("control", sa.Integer, nullable=False),
+    sa.Column("conversion_uplift", sa.Float),
+    sa.Column("incremental_arpu", sa.Float),       # yuan per customer per month
+    sa.Column("arpu_ci_low", sa.Float),
+    sa.Column("arpu_ci_high", sa.Float),
+    sa.Column("incremental_revenue", sa.Float),    # yuan
+    sa.Column("customers_kept", sa.Float),
+    sa.Column("cost", sa.Float),                   # yuan: contact + offer + commission
+    sa.Column("roi", sa.Float),                    # null: no effect measured
+)
+
+# The latest `subscriber` snapshot's status and market segment (economics: retention per arm, the
+# market slice), replaced whole by every economics run.
+stg_subscriber = sa.Table(
+    "stg_subscriber",
+    metadata,
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("market_segment", sa.String(16)),
+)
+
+
 def ensure_schema(engine: Engine) -> None:
     """Bring ``engine``'s database to the head revision (``qz-outbound db upgrade``).
 
