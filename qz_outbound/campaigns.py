@@ -125,6 +125,8 @@ class Campaign(config.StrictModel):
     control_share: Decimal = Field(default=Decimal("0.05"), ge=0, lt=Decimal("0.5"))
     commission_yuan: Decimal = Field(default=Decimal(0), ge=0)
     cost_per_contact_yuan: Decimal | None = Field(default=None, ge=0)
+    # what one conversion costs the operator (handset subsidy, discount, free data, gift): economics.md
+    offer_cost_yuan: Decimal = Field(ge=0, allow_inf_nan=False)
     paused: bool = False
     # the care campaign that takes the uncovered: it wins only a customer no other campaign offers
     # anything this cycle, under the same contact rules and with its own control group

@@ -61,7 +61,7 @@ class Connection:
 
 def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
     """Every file HQ edits, with its loader (each raises ConfigError with file and line)."""
-    from qz_outbound import campaigns, counties, coverage, outcomes, segmentation, targeting, validation
+    from qz_outbound import campaigns, counties, coverage, economics, outcomes, segmentation, targeting, validation
     from qz_outbound.agent.settings import load_agent_config
     from qz_outbound.portal.access import load_portal_config
     from qz_outbound.sms.settings import load_sms_config
@@ -76,6 +76,7 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
         ("sms.yaml", load_sms_config),
         ("validation.yaml", validation.load_config),
         ("outcomes.yaml", outcomes.load_outcome_config),
+        ("economics.yaml", economics.load_economics_config),
         ("portal.yaml", load_portal_config),
         ("agent_channel.yaml", load_agent_config),
     ]

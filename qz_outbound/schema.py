@@ -39,7 +39,7 @@ mkt_segment_snapshot = sa.Table(
     sa.Column("bundle_kind", sa.String(4)),  # 'hard', 'soft' or null: strongest active bundle at D
     sa.Column("open_date", sa.Date, nullable=False),
     sa.Column("customer_name", sa.Text),
-    # the plan's targeting attributes and table dimensions (revision 0007_plan)
+    # the plan's targeting attributes and table dimensions (revision 0004_plan)
     sa.Column("terminal_type", sa.String(8)),         # subscriber.terminal_type: 5G, 4G, feature, unknown
     sa.Column("sms_m0", sa.Integer),                  # SMS sent in M0 (the plan's dimension 40)
     sa.Column("has_hard_bundle", sa.SmallInteger),    # 1: a hard bundle active at D (also when a soft one is)
@@ -215,6 +215,40 @@ mkt_target_hold = sa.Table(
     sa.Column("rows", sa.Integer, nullable=False),       # the campaign's rows in the cycle's list
     sa.Column("reason", sa.Text, nullable=False),        # the failed checks' summaries (codes and counts only)
     sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+# What HQ steers by (economics.md, docs/economics.md): one row per cycle date × campaign × slice, the
+# columns exactly as economics.md fixes them; rewritten as after-months of bills arrive. Month rows
+# (cumulative over a month's cycles) carry the month's first day and a slice starting `month/`;
+# rows across campaigns (the code-digit slices) carry campaign_code `*`.
+mkt_campaign_economics = sa.Table(
+    "mkt_campaign_economics",
+    metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("campaign_code", sa.String(16), primary_key=True),
+    sa.Column("slice", sa.String(48), primary_key=True),
+    sa.Column("after_months", sa.SmallInteger, nullable=False),   # 0: not yet measurable
+    sa.Column("contacted", sa.Integer, nullable=False),
+    sa.Column("control", sa.Integer, nullable=False),
+    sa.Column("conversion_uplift", sa.Float),
+    sa.Column("incremental_arpu", sa.Float),       # yuan per customer per month
+    sa.Column("arpu_ci_low", sa.Float),
+    sa.Column("arpu_ci_high", sa.Float),
+    sa.Column("incremental_revenue", sa.Float),    # yuan
+    sa.Column("customers_kept", sa.Float),
+    sa.Column("cost", sa.Float),                   # yuan: contact + offer + commission
+    sa.Column("roi", sa.Float),                    # null: no effect measured
+)
+
+# The latest `subscriber` snapshot's status and market segment (economics: retention per arm, the
+# market slice), replaced whole by every economics run.
+stg_subscriber = sa.Table(
+    "stg_subscriber",
+    metadata,
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("market_segment", sa.String(16)),
 )
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 
 from qz_outbound import SQL_DIR, config, db, exports, schema
 from qz_outbound.campaigns import Campaign
+from qz_outbound.costs import ContactCosts
 from qz_outbound.counties import county_names
 from qz_outbound.cycle import record_stage
 from qz_outbound.policy import contact_policy_binds
@@ -64,6 +65,7 @@ class Channels(config.StrictModel):
     call_rule: CallRule
     call_capacity: dict[str, int]
     call_within_days: int = Field(ge=1, le=14)
+    contact_cost_yuan: ContactCosts   # qz_outbound/costs.py (economics, budgets)
 
     @field_validator("call_capacity")
     @classmethod

@@ -29,7 +29,8 @@ def campaign(code, product, priority=10, types=("1", "21", "22", "23", "3", "41"
         "code": code, "name": f"测试活动{code}", **code_fields(code),
         "product_code": product, "offer": "测试优惠", "priority": priority, "valid_from": "2026-01-01",
         "valid_to": "2027-12-31", "target": {"stability_types": list(types)}, "channels": list(channels),
-        "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, **extra}
+        "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, "offer_cost_yuan": 5,
+        **extra}
     if "call" in channels:
         data.setdefault("call_script", "2122-003")
     return Campaign.model_validate(data)

@@ -36,7 +36,8 @@ COUNTY = "350582"
 def _write_campaign(directory: Path, code: str, **changes) -> Path:
     data = {"code": code, "name": f"测试活动{code}", **code_fields(code), "product_code": f"P{code[-3:]}",
             "offer": "测试优惠", "priority": 10, "valid_from": "2026-01-01", "valid_to": "2027-12-31",
-            "target": {"stability_types": ["1"]}, "channels": ["sms"], "sms_variants": {"A": {"template": "1114-007-a"}}}
+            "target": {"stability_types": ["1"]}, "channels": ["sms"], "sms_variants": {"A": {"template": "1114-007-a"}},
+            "offer_cost_yuan": 1}
     data.update(changes)
     path = directory / f"{code}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -107,7 +108,8 @@ def campaign(code, product, priority=10, types=("1",), channels=("sms",), contro
     data = {"code": code, "name": f"测试活动{code}", **code_fields(code), "product_code": product, "offer": "测试优惠",
             "priority": priority, "valid_from": "2026-01-01", "valid_to": "2027-12-31",
             "target": {"stability_types": list(types), **(target or {})}, "channels": list(channels),
-            "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, **extra}
+            "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, "offer_cost_yuan": 1,
+            **extra}
     if "call" in channels:
         data.setdefault("call_script", "2122-003")
     return Campaign.model_validate(data)

@@ -34,7 +34,8 @@ def campaign(code: str, product: str, control_share: str, **extra) -> Campaign:
         "code": code, "name": f"测试活动{code}", **code_fields(code),
         "product_code": product, "offer": "测试优惠", "priority": 10, "valid_from": "2026-01-01",
         "valid_to": "2027-12-31", "target": {"stability_types": ["1"]}, "channels": ["sms"],
-        "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, **extra})
+        "sms_variants": {"A": {"template": "1114-007-a"}}, "control_share": control_share, "offer_cost_yuan": 5,
+        **extra})
 
 
 LIBRARY = [

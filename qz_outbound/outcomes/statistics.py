@@ -111,8 +111,9 @@ def _slice_rows(contacts: pd.DataFrame, dim: str, col: str | None, by_campaign: 
                                      int(r.control_n), cfg.confidence)
         cost = float(campaign.cost_per_contact_yuan) * r.contacts \
             if campaign and campaign.cost_per_contact_yuan is not None else None
-        value = float(campaign.commission_yuan) * up * r.contacts \
-            if campaign and campaign.commission_yuan and not math.isnan(up) else None
+        # commission is a cost, never a value (economics.md): a conversion's value is the incremental
+        # revenue measured from bills, with ROI over every cost, in mkt_campaign_economics (economics.py)
+        value = None
         rate = r.converted / r.contacts if r.contacts else 0.0
         flags = []
         if r.contacts >= cfg.flag.min_contacts and rate < cfg.flag.min_conversion_rate:

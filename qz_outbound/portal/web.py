@@ -360,4 +360,6 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
             raise HTTPException(404, "没有这个报表")
         return FileResponse(path)
 
+    from qz_outbound.portal import economics as economics_pages   # HQ's economics page (营销效益)
+    economics_pages.add_routes(app, engine=engine, viewer=viewer, audit=audit, page=page)
     return app

@@ -4,7 +4,7 @@ hard and soft bundles counted separately (a customer with both is in both), pack
 Nullable: cycles segmented before this revision have no value (the reports read them as 0 /
 unknown); every cycle segmented after it fills them.
 
-Revision ID: 0007_plan
+Revision ID: 0004_plan
 Revises: 0003_target_hold
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_plan"
+revision = "0004_plan"
 down_revision = "0003_target_hold"
 branch_labels = None
 depends_on = None
