@@ -20,7 +20,7 @@ select
     sum(case when converted_at is not null then 1 else 0 end) as converted
 from (
     -- the customer's market segment and terminal type when chosen (the cycle's snapshot; a cycle
-    -- whose snapshot retention dropped, or segmented before revision 0007_plan, reads as unknown)
+    -- whose snapshot retention dropped, or segmented before revision 0004_plan, reads as unknown)
     select
         c.*,
         coalesce(s.market_segment, '(none)') as market_segment,

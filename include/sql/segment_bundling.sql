@@ -2,7 +2,7 @@
     hard = customers with at least one hard bundle active at D, soft = with at least one soft
     bundle, bundled = with any; a customer with both is in hard and in soft (hard + soft >= bundled).
     Package users: a bundle of type `package` active at D (datamart.md's bundle table).
-    Cycles segmented before revision 0007_plan have no flags: their strongest bundle stands in. -#}
+    Cycles segmented before revision 0004_plan have no flags: their strongest bundle stands in. -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 select
     stability_type,
