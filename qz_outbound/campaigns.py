@@ -113,6 +113,7 @@ class Campaign(config.StrictModel):
     control_share: Decimal = Field(default=Decimal("0.05"), ge=0, lt=Decimal("0.5"))
     commission_yuan: Decimal = Field(default=Decimal(0), ge=0)
     cost_per_contact_yuan: Decimal | None = Field(default=None, ge=0)
+    offer_cost_yuan: float = Field(default=0.0, ge=0)   # yuan per conversion (economics.md "Cost")
     paused: bool = False
 
     @field_validator("code")

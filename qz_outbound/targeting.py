@@ -59,6 +59,7 @@ class Channels(config.StrictModel):
     call_rule: CallRule
     call_capacity: dict[str, int]
     call_within_days: int = Field(ge=1, le=14)
+    contact_cost_yuan: dict[str, float] | None = None   # checked by qz_outbound/costs.py
 
     @field_validator("call_capacity")
     @classmethod
