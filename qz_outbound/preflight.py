@@ -61,7 +61,8 @@ class Connection:
 
 def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
     """Every file HQ edits, with its loader (each raises ConfigError with file and line)."""
-    from qz_outbound import campaigns, counties, outcomes, segmentation, targeting, validation
+    from qz_outbound import budgets, campaigns, counties, kpi, outcomes, segmentation, targeting, validation
+    from qz_outbound.costs import load_contact_costs
     from qz_outbound.agent.settings import load_agent_config
     from qz_outbound.portal.access import load_portal_config
     from qz_outbound.sms.settings import load_sms_config
@@ -77,6 +78,9 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
         ("outcomes.yaml", outcomes.load_outcome_config),
         ("portal.yaml", load_portal_config),
         ("agent_channel.yaml", load_agent_config),
+        ("channels.yaml contact_cost_yuan", load_contact_costs),
+        ("budgets.yaml", budgets.load_budgets),
+        ("kpi_targets.yaml", kpi.load_targets),
     ]
 
 
