@@ -360,4 +360,7 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
             raise HTTPException(404, "没有这个报表")
         return FileResponse(path)
 
+    from qz_outbound.portal import kpi as kpi_pages   # county KPI pages (考核完成情况)
+
+    kpi_pages.add_routes(app, viewer=viewer, engine=engine, page=page, audit=audit)
     return app
