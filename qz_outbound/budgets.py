@@ -133,10 +133,12 @@ def apply_budgets(marketing: Engine, cycle_date: dt.date, library: list[Campaign
     costs = costs or load_contact_costs()
     dialect = marketing.dialect.name
     rates = _conversion_rates(marketing, cycle_date, cfg, library)
+    parts = _sms_parts(library)
     context = {
         "campaigns": [{"code": c.code, "offer_cost": float(c.offer_cost_yuan), "rate": rates[c.code]}
                       for c in library],
-        "parts": _sms_parts(library),
+        "parts": [(code, [(v, n) for c, v, n in parts if c == code])
+                  for code in dict.fromkeys(c for c, _, _ in parts)],
         "capacity": sorted(channels.call_capacity.items()),
         "budgets": [{"code": code, "county": "", "yuan": b.monthly_yuan} for code, b in cfg.campaigns.items()]
         + [{"code": code, "county": county, "yuan": yuan}

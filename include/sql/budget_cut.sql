@@ -15,47 +15,27 @@
   step = 'commit': the kept rows, split again as publishing will split them, summed per campaign
   and county into mkt_budget_commit (the cycle's committed cost).
 
-  Context: step, campaigns [{code, offer_cost, rate}], parts [(code, variant, parts)], capacity
+  The per-campaign and per-county constants (rates, offer costs, SMS parts, capacities, budgets)
+  are inlined as CASE expressions: joining small literal tables cost SQLite a scan per list row.
+  A comparison with a missing budget (CASE without a match: null) is never true: no cut.
+
+  Context: step, campaigns [{code, offer_cost, rate}], parts [(code, [(variant, parts)])], capacity
   [(county, calls)], budgets [{code, county ('' = the campaign's own), yuan}], costs (sms_part,
   call_dialled). Bind parameters: d, month_start.
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_call_order.sql' as o %}
 {% macro num(x) %}{{ '%.6f' % x }}{% endmacro %}
-{% macro rows_of(items, empty) %}{% for r in items %}
-    select {{ caller(r) }}{{ ' union all' if not loop.last }}{% else %}
-    select {{ empty }} where 1 = 0{% endfor %}{% endmacro %}
+{% macro lookup(code, by_code, variant) %}case {{ code }}{% for k, variants in by_code %} when '{{ k }}' then case {{ variant }}{% for v, n in variants %} when '{{ v }}' then {{ n }}{% endfor %} else 0 end{% endfor %} else 0 end{% endmacro %}
+{% macro campaign_budget(code) %}case{% for b in budgets if not b.county %} when {{ code }} = '{{ b.code }}' then {{ num(b.yuan) }}{% endfor %} when 1 = 0 then 0.0 end{% endmacro %}
+{% macro county_budget(code, county) %}case{% for b in budgets if b.county %} when {{ code }} = '{{ b.code }}' and {{ county }} = '{{ b.county }}' then {{ num(b.yuan) }}{% endfor %} when 1 = 0 then 0.0 end{% endmacro %}
 {% if step == 'cut' %}
 insert into mkt_budget_cut (cycle_date, msisdn, campaign_code, county_code, is_control)
 {% else %}
 insert into mkt_budget_commit (cycle_date, campaign_code, county_code, sms_contacts, sms_parts, calls,
                                expected_conversions, committed_yuan, cut_rows)
 {% endif %}
-with campaign_cost as (
-    {%- call(r) rows_of(campaigns, "'' as code, 0.0 as offer_cost, 0.0 as rate") -%}
-    '{{ r.code }}' as code, {{ num(r.offer_cost) }} as offer_cost, {{ num(r.rate) }} as rate
-    {%- endcall %}
-),
-
-sms_parts as (
-    {%- call(r) rows_of(parts, "'' as code, '' as variant, 0 as parts") -%}
-    '{{ r[0] }}' as code, '{{ r[1] }}' as variant, {{ r[2] }} as parts
-    {%- endcall %}
-),
-
-call_capacity as (
-    {%- call(r) rows_of(capacity, "'' as county_code, 0 as calls") -%}
-    '{{ r[0] }}' as county_code, {{ r[1] }} as calls
-    {%- endcall %}
-),
-
-budget as (
-    {%- call(r) rows_of(budgets, "'' as code, '' as county_code, 0.0 as yuan") -%}
-    '{{ r.code }}' as code, '{{ r.county }}' as county_code, {{ num(r.yuan) }} as yuan
-    {%- endcall %}
-),
-
-earlier as (
+with earlier as materialized (
     -- what the month's earlier cycles committed, per campaign and county
     select
         campaign_code,
@@ -67,7 +47,7 @@ earlier as (
     group by campaign_code, county_code
 ),
 
-earlier_campaign as (
+earlier_campaign as materialized (
     select
         campaign_code,
         sum(yuan) as yuan
@@ -116,20 +96,14 @@ planned as (
         case
             when r.is_cut = 1 then 'cut'
             when r.is_control = 1 then 'control'
-            when r.call_rank is not null and r.call_rank <= coalesce(k.calls, 0) then 'call'
+            when r.call_rank is not null and r.call_rank <= case r.county_code{% for county, calls in capacity %} when '{{ county }}' then {{ calls }}{% endfor %} else 0 end then 'call'
             when r.sms_allowed = 1 then 'sms'
         end as channel,
-        coalesce(p.parts, 0) as parts,
-        coalesce(cc.rate, 0) as rate,
-        coalesce(cc.offer_cost, 0) as offer_cost
+        {{ lookup('r.campaign_code', parts, 'coalesce(r.variant, \'\')') }} as parts,
+        case r.campaign_code{% for c in campaigns %} when '{{ c.code }}' then {{ num(c.rate) }}{% endfor %} else 0 end as rate,
+        case r.campaign_code{% for c in campaigns %} when '{{ c.code }}' then {{ num(c.offer_cost) }}{% endfor %} else 0 end
+            as offer_cost
     from ranked as r
-    left join call_capacity as k
-        on k.county_code = r.county_code
-    left join sms_parts as p
-        on p.code = r.campaign_code
-        and p.variant = coalesce(r.variant, '')
-    left join campaign_cost as cc
-        on cc.code = r.campaign_code
 ),
 
 costed as (
@@ -157,12 +131,9 @@ county_running as (
 county_checked as (
     select
         r.*,
-        case when b.yuan is not null and coalesce(e.yuan, 0) + r.running > b.yuan + 0.000001
+        case when coalesce(e.yuan, 0) + r.running > {{ county_budget('r.campaign_code', 'r.county_code') }} + 0.000001
             then 0 else 1 end as county_ok
     from county_running as r
-    left join budget as b
-        on b.code = r.campaign_code
-        and b.county_code = r.county_code
     left join earlier as e
         on e.campaign_code = r.campaign_code
         and e.county_code = r.county_code
@@ -185,13 +156,10 @@ select
     r.county_code,
     r.is_control
 from campaign_running as r
-left join budget as b
-    on b.code = r.campaign_code
-    and b.county_code = ''
 left join earlier_campaign as e
     on e.campaign_code = r.campaign_code
 where r.county_ok = 0
-   or (b.yuan is not null and coalesce(e.yuan, 0) + r.running_all > b.yuan + 0.000001)
+   or coalesce(e.yuan, 0) + r.running_all > {{ campaign_budget('r.campaign_code') }} + 0.000001
 {% else %}
 
 select
