@@ -194,15 +194,16 @@ def budget_use(marketing: Engine, month: dt.date, cfg: BudgetConfig | None = Non
 
 def record_alerts(marketing: Engine, cycle_date: dt.date, cfg: BudgetConfig) -> list[dict]:
     """Record each threshold the month's committed cost passed (once per month, budget and
-    threshold) and return the alerts not yet sent. 100% also counts as passed when the budget cut
-    rows (the budget is used up even if the last customer did not fit to the yuan)."""
+    threshold) and return the alerts not yet sent. 100% also counts as passed when that budget cut
+    rows (it is used up even if the last customer did not fit to the yuan)."""
     month = month_of(cycle_date)
     use = budget_use(marketing, month, cfg)
     cut = schema.mkt_budget_cut.c
-    with marketing.connect() as conn:
-        capped = {(code, county) for code, county in conn.execute(
-            sa.select(cut.campaign_code, cut.county_code).where(cut.cycle_date == cycle_date).distinct())}
-    capped_campaigns = {code for code, _ in capped}
+    with marketing.connect() as conn:   # which budget ran out: a county's, or the campaign's own
+        stopped = conn.execute(sa.select(cut.campaign_code, cut.county_code, cut.by_county)
+                               .where(cut.cycle_date == cycle_date).distinct()).all()
+    capped = {(code, county) for code, county, by_county in stopped if by_county}
+    capped_campaigns = {code for code, _, by_county in stopped if not by_county}
     a = schema.mkt_budget_alert
     with marketing.begin() as conn:
         for r in use.itertuples(index=False):
@@ -235,8 +236,7 @@ def pending_alerts(marketing: Engine, cycle_date: dt.date) -> list:
         word = "used up" if r.threshold >= 100 else f"passed {r.threshold}%"
         out.append(((r.month, r.campaign_code, r.county_code, r.threshold), Alert(
             kind="budget", summary=f"budget {month:%Y-%m}: {where} {word} ({r.share:.0%} committed)",
-            dag_id="outbound_daily", task_id="apply_budgets", logical_date=r.cycle_date.isoformat()
-            if hasattr(r.cycle_date, "isoformat") else str(r.cycle_date),
+            dag_id="outbound_daily", task_id="apply_budgets", logical_date=str(r.cycle_date),
             detail=f"{where}: {r.share:.1%} of its {month:%Y-%m} budget committed by cycle {r.cycle_date}"
                    + ("; further customers are excluded with reason budget" if r.threshold >= 100 else ""))))
     return out

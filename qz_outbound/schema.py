@@ -239,6 +239,7 @@ mkt_budget_cut = sa.Table(
     sa.Column("campaign_code", sa.String(16), nullable=False),
     sa.Column("county_code", sa.String(6), nullable=False),
     sa.Column("is_control", sa.SmallInteger, nullable=False),
+    sa.Column("by_county", sa.SmallInteger, nullable=False),   # 1: the county's budget, 0: the campaign's
 )
 
 # Budget alerts sent to HQ, each once per month, campaign (county '' = the campaign's own budget,

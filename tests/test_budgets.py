@@ -289,3 +289,26 @@ def test_the_shipped_budget_file_passes_check_config():
 
     assert "budgets.yaml" in dict(preflight.config_file_loaders())
     assert isinstance(budgets.load_budgets(), budgets.BudgetConfig)
+
+
+def test_a_county_budget_caps_that_county_only_and_alerts_for_it(empty):
+    engine = empty
+    campaign = next(c for c in _library(offer_cost=10.0) if c.sms_variants and "sms" in c.channels)
+    variant = campaign.variant_labels[0]
+    day = dt.date(2026, 11, 2)
+    rows = _list_rows(day, campaign.code, variant, 50, 0)
+    rows += [{**r, "msisdn": f"137{i:08d}", "county_code": "350583"} for i, r in enumerate(_list_rows(day, campaign.code,
+                                                                                                    variant, 50, 0))]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"create table {db.partition_name('mkt_target', day)} partition of mkt_target "
+                                 f"for values in ('{day.isoformat()}')")
+        conn.execute(schema.mkt_target.insert(), rows)
+    cfg = budgets.BudgetConfig(campaigns={campaign.code: budgets.CampaignBudget(
+        monthly_yuan=1000.0, counties={"350582": 1.0}, conversion_prior=0.01)})
+    budgets.apply_budgets(engine, day, [campaign], cfg=cfg)
+    cut = _cut(engine, day)
+    assert set(cut["county_code"]) == {"350582"} and (cut["by_county"] == 1).all()
+    assert 0 < len(cut) < 50
+    keys = {(a["county_code"], a["threshold"]) for a in budgets.record_alerts(engine, day, cfg)}
+    assert keys == {("350582", 80), ("350582", 100)}          # the campaign's own budget is far from used up

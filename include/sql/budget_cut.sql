@@ -30,7 +30,7 @@
 {% macro campaign_budget(code) %}case{% for b in budgets if not b.county %} when {{ code }} = '{{ b.code }}' then {{ num(b.yuan) }}{% endfor %} when 1 = 0 then 0.0 end{% endmacro %}
 {% macro county_budget(code, county) %}case{% for b in budgets if b.county %} when {{ code }} = '{{ b.code }}' and {{ county }} = '{{ b.county }}' then {{ num(b.yuan) }}{% endfor %} when 1 = 0 then 0.0 end{% endmacro %}
 {% if step == 'cut' %}
-insert into mkt_budget_cut (cycle_date, msisdn, campaign_code, county_code, is_control)
+insert into mkt_budget_cut (cycle_date, msisdn, campaign_code, county_code, is_control, by_county)
 {% else %}
 insert into mkt_budget_commit (cycle_date, campaign_code, county_code, sms_contacts, sms_parts, calls,
                                expected_conversions, committed_yuan, cut_rows)
@@ -154,7 +154,8 @@ select
     r.msisdn,
     r.campaign_code,
     r.county_code,
-    r.is_control
+    r.is_control,
+    1 - r.county_ok as by_county
 from campaign_running as r
 left join earlier_campaign as e
     on e.campaign_code = r.campaign_code

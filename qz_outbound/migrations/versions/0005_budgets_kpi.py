@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("campaign_code", sa.String(length=16), nullable=False),
         sa.Column("county_code", sa.String(length=6), nullable=False),
         sa.Column("is_control", sa.SmallInteger(), nullable=False),
+        sa.Column("by_county", sa.SmallInteger(), nullable=False),
         sa.PrimaryKeyConstraint("cycle_date", "msisdn"),
     )
     op.create_table(
