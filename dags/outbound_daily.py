@@ -12,6 +12,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | build_target_list | targeting + arbitration: one offer per customer, contact policy, control groups, A/B variants | `include/sql/target_list.sql` |
 | coverage_report | share of contactable customers with an offer, per county and type; the gap list (who has none and why); HQ alerted below `config/coverage.yaml`'s threshold | `coverage.csv`, `coverage_gaps.csv` |
 | validate_target_list | Great Expectations audit of the list; a check about the whole list stops every county (nothing is published), a check about one campaign holds back that campaign only (`mkt_target_hold`, HQ alerted) | `target_validation.html` |
+| apply_budgets | monthly budgets per campaign (and county): the cost the list commits (contacts × contact cost + expected conversions × offer cost); an overrunning campaign keeps its customers in call order up to the budget, the rest are excluded with reason `budget`; HQ alerted once at 80% and at 100% | `config/budgets.yaml`, `include/sql/budget_cut.sql`, `docs/budgets-kpi.md` |
 | publish_county (one per county) | control / call (within capacity) / SMS split into `mkt_contact`, SMS rendered into the outbox | `include/sql/publish_county.sql` |
 | call_list (one per county) | the county's call list (外呼清单) in calling order, call scripts rendered, CSV (UTF-8 with BOM) and XLSX | `var/output/call_lists/<date>/<county>/` |
 | data_retention | deletes call lists beyond `keep_cycles`, portal uploads after `upload_keep_days`, processed `sms_inbound` rows after `inbound_keep_days` | `qz_outbound/retention.py` |
@@ -143,6 +144,26 @@ def outbound_daily():
                          detail=report.summary(), url=getattr(ti, "log_url", None)))
         return list(counties.county_names())
 
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
+    def apply_budgets(targets: dict, county_codes: list[str]) -> list[str]:
+        """Monthly budgets (config/budgets.yaml): the cost the validated list commits per campaign
+        and county; a campaign that would overrun keeps its customers in call order up to its budget,
+        the rest are excluded with reason budget (never published). HQ is alerted once per month
+        at 80% and at 100% of a budget. Idempotent on the cycle: a re-run decides the same and finds
+        its alerts already sent."""
+        from qz_alerts import notify
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import budgets, campaigns
+
+        engine = engine_for(MARKETING_DB)
+        cycle_date = dt.date.fromisoformat(targets["cycle_date"])
+        budgets.apply_budgets(engine, cycle_date, campaigns.load_library())
+        for key, alert in budgets.pending_alerts(engine, cycle_date):
+            notify(alert)
+            budgets.mark_sent(engine, key)
+        return county_codes
+
     @task(outlets=[CONTACTS], map_index_template="{{ county_label }}", pool="marketing_db",
           retry_delay=dt.timedelta(minutes=2), execution_timeout=dt.timedelta(minutes=20))
     def publish_county(county_code: str, targets: dict) -> dict:
@@ -219,7 +240,7 @@ def outbound_daily():
     distribution_report(segmented)
     targets = build_target_list(segmented, stage_extracts(config))
     coverage_report(targets)
-    county_codes = validate_target_list(targets)
+    county_codes = apply_budgets(targets, validate_target_list(targets))
     published = publish_county.partial(targets=targets).expand(county_code=county_codes)
     call_list.expand(published=published)
     send_sms.expand(published=published)

@@ -86,4 +86,6 @@ class CountyPortalPlugin(AirflowPlugin):
     name = "county_portal"
     fastapi_apps = [{"app": _PortalApp(), "url_prefix": URL_PREFIX, "name": "县公司外呼门户"}]
     external_views = [{"name": "外呼门户", "href": f"{URL_PREFIX}/", "destination": "nav",
-                       "category": "browse", "url_route": "county-portal"}]
+                       "category": "browse", "url_route": "county-portal"},
+                      {"name": "考核完成情况", "href": f"{URL_PREFIX}/kpi", "destination": "nav",
+                       "category": "browse", "url_route": "county-kpi"}]

@@ -34,7 +34,8 @@ class Alert:
     """What went wrong, where, and where to look.
 
     ``kind``: task_failed | deadline_missed | stage_late | sms_in_doubt | campaign_held (validation
-    held back a campaign's rows; the rest of the cycle went on)."""
+    held back a campaign's rows; the rest of the cycle went on) | budget (a campaign's monthly budget
+    passed 80% or 100%: docs/budgets-kpi.md)."""
 
     kind: str
     summary: str

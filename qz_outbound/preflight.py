@@ -61,7 +61,7 @@ class Connection:
 
 def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
     """Every file HQ edits, with its loader (each raises ConfigError with file and line)."""
-    from qz_outbound import campaigns, counties, coverage, economics, outcomes, segmentation, targeting, validation
+    from qz_outbound import budgets, campaigns, counties, coverage, economics, kpi, outcomes, segmentation, targeting, validation
     from qz_outbound.agent.settings import load_agent_config
     from qz_outbound.portal.access import load_portal_config
     from qz_outbound.sms.settings import load_sms_config
@@ -79,6 +79,8 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
         ("economics.yaml", economics.load_economics_config),
         ("portal.yaml", load_portal_config),
         ("agent_channel.yaml", load_agent_config),
+        ("budgets.yaml", budgets.load_budgets),
+        ("kpi_targets.yaml", kpi.load_targets),
     ]
 
 

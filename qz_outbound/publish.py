@@ -62,9 +62,13 @@ def contact_counts(marketing: Engine, cycle_date: dt.date, county_code: str) -> 
             "t.cycle_date and h.campaign_code = t.campaign_code) then 1 else 0 end) "
             "from mkt_target as t where t.cycle_date = :d and t.county_code = :c", "d"),
             {"d": cycle_date, "c": county_code}).one()
+        budget = conn.execute(db.date_binds(
+            "select count(*) from mkt_budget_cut where cycle_date = :d and county_code = :c", "d"),
+            {"d": cycle_date, "c": county_code}).scalar()
     counts = {"sms": 0, "call": 0, "control": 0, **{ch: n for ch, n in rows}}
     counts["held"] = int(held or 0)   # campaigns validation held back (mkt_target_hold)
-    counts["waiting"] = targets - counts["held"] - sum(counts[k] for k in ("sms", "call", "control"))
+    counts["budget"] = int(budget or 0)   # over a monthly budget (mkt_budget_cut), never published
+    counts["waiting"] = targets - counts["held"] - counts["budget"] - sum(counts[k] for k in ("sms", "call", "control"))
     return counts
 
 

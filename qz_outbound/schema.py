@@ -251,6 +251,51 @@ stg_subscriber = sa.Table(
     sa.Column("market_segment", sa.String(16)),
 )
 
+# Budgets (docs/budgets-kpi.md). The cost each cycle commits per campaign and county, written by
+# the budget step before publishing (replaced by a re-run of the cycle): the month's committed cost
+# is the sum over its cycles. Expected conversions are fractional (contacts x expected rate).
+mkt_budget_commit = sa.Table(
+    "mkt_budget_commit",
+    metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("campaign_code", sa.String(16), primary_key=True),
+    sa.Column("county_code", sa.String(6), primary_key=True),
+    sa.Column("sms_contacts", sa.Integer, nullable=False),
+    sa.Column("sms_parts", sa.Integer, nullable=False),
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("expected_conversions", sa.Float, nullable=False),
+    sa.Column("committed_yuan", sa.Float, nullable=False),
+    sa.Column("cut_rows", sa.Integer, nullable=False),        # rows of the list excluded with reason budget
+)
+
+# Rows of a cycle's target list the budget step excluded (reason ``budget``): publish_county leaves
+# them out, the target audit shows the reason. Replaced by a re-run of the budget step.
+mkt_budget_cut = sa.Table(
+    "mkt_budget_cut",
+    metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("campaign_code", sa.String(16), nullable=False),
+    sa.Column("county_code", sa.String(6), nullable=False),
+    sa.Column("is_control", sa.SmallInteger, nullable=False),
+    sa.Column("by_county", sa.SmallInteger, nullable=False),   # 1: the county's budget, 0: the campaign's
+)
+
+# Budget alerts sent to HQ, each once per month, campaign (county '' = the campaign's own budget,
+# else that county's) and threshold (80, 100): a re-run finds its row and does not alert again.
+# sent_at is set once the alert went out; a row without it is sent by the next run.
+mkt_budget_alert = sa.Table(
+    "mkt_budget_alert",
+    metadata,
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("campaign_code", sa.String(16), primary_key=True),
+    sa.Column("county_code", sa.String(6), primary_key=True),
+    sa.Column("threshold", sa.SmallInteger, primary_key=True),
+    sa.Column("cycle_date", sa.Date, nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+)
+
 
 def ensure_schema(engine: Engine) -> None:
     """Bring ``engine``'s database to the head revision (``qz-outbound db upgrade``).

@@ -3,7 +3,8 @@
     priority order up to the county's daily call capacity; the rest go by SMS where the campaign
     allows it, otherwise they wait (no row: a later cycle picks them up). Campaigns validation held
     back for the cycle (mkt_target_hold: a check about that campaign failed) are left out: their
-    rows stay in mkt_target with the reason in mkt_target_hold, nobody of them is contacted.
+    rows stay in mkt_target with the reason in mkt_target_hold, nobody of them is contacted; so are
+    the rows the budget step excluded (mkt_budget_cut, reason budget).
     Idempotent and safe to run twice at once: a customer already recorded for the cycle keeps
     the row they have (unique (cycle_date, msisdn) for daily channels, ON CONFLICT DO NOTHING).
     Bind parameters: d, ymd, county, capacity, now. -#}
@@ -58,6 +59,11 @@ from (
               select 1 from mkt_target_hold as h
               where h.cycle_date = t.cycle_date
                 and h.campaign_code = t.campaign_code)
+          -- over its monthly budget (budget_cut.sql): excluded with reason budget, never published
+          and not exists (
+              select 1 from mkt_budget_cut as b
+              where b.cycle_date = t.cycle_date
+                and b.msisdn = t.msisdn)
     ) as ranked
 ) as split
 where channel is not null

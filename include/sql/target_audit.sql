@@ -7,7 +7,8 @@
   the cycle's snapshot gives the customer, and excluded_reason — why the contact policy forbids
   contacting the customer, or null. Every joined set has at most one row per key, so a row of
   the list stays exactly one row here: a duplicate in this output is a duplicate in the list.
-  When several reasons apply, the first in the order below is given.
+  When several reasons apply, the first in the order below is given. The last, 'budget', is no
+  defect of the list: the budget step excluded the row before publishing (validation ignores it).
 
   query = 'control': per campaign, the customers chosen and those held out as control.
 
@@ -50,6 +51,14 @@ snapshot as (
     where cycle_date = {{ d.date_param('d') }}
 ),
 
+budget_cut as (
+    -- over the campaign's monthly budget (budget_cut.sql): not a policy defect, never published
+    select
+        msisdn
+    from mkt_budget_cut
+    where cycle_date = {{ d.date_param('d') }}
+),
+
 held as (
     -- distinct: a row of the list stays one row
     select distinct
@@ -71,6 +80,7 @@ select
         when o.msisdn is not null then 'opt_out'
         when s.msisdn is null or {{ c.cancelled('s') }} then 'cancelled_or_unknown'
         when h.msisdn is not null then 'holds_product'
+        when b.msisdn is not null then 'budget'
     end as excluded_reason
 from target as t
 left join excluded as x
@@ -79,6 +89,8 @@ left join opted_out as o
     on o.msisdn = t.msisdn
 left join snapshot as s
     on s.msisdn = t.msisdn
+left join budget_cut as b
+    on b.msisdn = t.msisdn
 left join held as h
     on h.msisdn = t.msisdn
     and h.product_code = t.product_code

@@ -24,6 +24,7 @@ CHECK_TITLES = {
 REASON_NAMES = {  # excluded_reason -> Chinese, for HQ's page
     "dnd": "免打扰", "complaint": "近期营销投诉", "opt_out": "已退订",
     "cancelled_or_unknown": "已销户或不在本周期快照", "holds_product": "已订购所推荐产品",
+    "budget": "超出活动月度预算",   # checks.BUDGET_REASON
 }
 
 
