@@ -237,6 +237,9 @@ def test_budget_use_reports_each_configured_budget(empty, tmp_path):
     assert (whole.budget_yuan, whole.committed_yuan, whole.share) == (100.0, 50.0, 0.5)
     county = rows[(campaign.code, "350582")]
     assert (county.budget_yuan, county.committed_yuan, county.share) == (40.0, 30.0, 0.75)
+    # HQ's economics page shows the campaign's own budget, not the county's
+    from qz_outbound.portal import economics as economics_page
+    assert economics_page.budget_used(engine, dt.date(2026, 11, 15), cfg) == {campaign.code: "50 / 100 元（50%）"}
 
 
 def _problems(path, library):

@@ -85,17 +85,28 @@ def economics_table(engine, period: str | None, slice_: str, library_names: dict
         sent=None, delivered=None, converted=None)
     totals = {k: int(funnel[k].sum()) for k in ("sent", "delivered", "converted")}
     records = []
+    used = budget_used(engine, first)
     for r in rows.to_dict("records"):
         if r["campaign_code"] == economics.ALL_CAMPAIGNS and r["slice"] == "all":
             r.update(totals)
         r = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in r.items()}
         r["status"] = economics.status_of(r)
         r["campaign_name"] = library_names.get(r["campaign_code"], "全部活动" if r["campaign_code"] == "*" else "")
-        r["budget_used"] = None   # BUDGET-USED: wired by the lead after the budgets branch merges
+        r["budget_used"] = used.get(r["campaign_code"])   # the month's own campaign budget (budgets.py)
         records.append(r)
     months = sorted({c.strftime("%Y-%m") for c in cycles}, reverse=True)
     return {"period": label, "slice": slice_, "rows": records, "slices": slices,
             "periods": [c.isoformat() for c in cycles] + months, "plot": _plot(records)}
+
+
+def budget_used(engine, day: dt.date, cfg=None) -> dict[str, str]:
+    """Per campaign with a monthly budget: "committed / budget 元 (share)" for the month of ``day``."""
+    from qz_outbound import budgets
+
+    use = budgets.budget_use(engine, day, cfg)
+    return {r.campaign_code: f"{r.committed_yuan:,.0f} / {r.budget_yuan:,.0f} 元"
+                             + ("" if r.share is None else f"（{r.share:.0%}）")
+            for r in use.itertuples(index=False) if r.county_code is None}
 
 
 def _plot(records: list[dict]) -> dict:
