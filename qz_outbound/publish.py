@@ -15,7 +15,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock, db
+from qz_outbound import callcentre, clock, db
 from qz_outbound.campaigns import Campaign
 from qz_outbound.segmentation import record_stage
 from qz_outbound.targeting import Channels, load_channels
@@ -33,14 +33,19 @@ def publish_county(marketing: Engine, cycle_date: dt.date, county_code: str, lib
     channels = channels or load_channels()
     started = time.monotonic()
     sql = db.render_sql("publish_county.sql", marketing.dialect.name)
-    stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)))
+    stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+                                   sa.bindparam("wrong_since", type_=sa.DateTime(timezone=True)))
     with marketing.begin() as conn:
         if marketing.dialect.name == "postgresql":
             # two runs of the same county at once: the second waits, then finds the rows there
             conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"),
                          {"k": f"publish:{cycle_date}:{county_code}"})
+        # redials and callbacks first, within the capacity; new customers fill what is left
+        followups = callcentre.publish_followups(conn, cycle_date, county_code, channels.capacity(county_code),
+                                                 channels.redial)
         conn.execute(stmt, {"d": cycle_date.isoformat(), "ymd": f"{cycle_date:%Y%m%d}", "county": county_code,
-                            "capacity": channels.capacity(county_code), "now": clock.now()})
+                            "capacity": max(0, channels.capacity(county_code) - followups), "now": clock.now(),
+                            "wrong_since": callcentre.wrong_number_since(cycle_date, channels.redial)})
     counts = contact_counts(marketing, cycle_date, county_code)
     if queue_sms:
         counts.update({f"sms_{k}": v for k, v in queue_county_sms(marketing, cycle_date, county_code,

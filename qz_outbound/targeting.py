@@ -32,6 +32,7 @@ from pydantic import Field, field_validator
 from sqlalchemy.engine import Engine
 
 from qz_outbound import SQL_DIR, config, db, exports, schema
+from qz_outbound.callcentre import Redial
 from qz_outbound.campaigns import Campaign
 from qz_outbound.counties import county_names
 from qz_outbound.segmentation import month_start, record_stage
@@ -59,6 +60,7 @@ class Channels(config.StrictModel):
     call_rule: CallRule
     call_capacity: dict[str, int]
     call_within_days: int = Field(ge=1, le=14)
+    redial: Redial = Field(default_factory=Redial)   # redials, callbacks, wrong numbers, working days
 
     @field_validator("call_capacity")
     @classmethod

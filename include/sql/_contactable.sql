@@ -5,7 +5,8 @@
     Frequency rules (config/contact_policy.yaml): contacts in the rolling window and in the
     calendar month: sms, call, agent, and control — a held-out customer counts as contacted, so
     both arms of a campaign meet the same later marketing (contact-policy.md); not ones that
-    never left (skipped, failed, cancelled).
+    never left (skipped, failed, cancelled), nor a call-centre redial or callback of an offer
+    already counted (mkt_contact.first_contact_id, qz_outbound/callcentre.py).
     Bind parameters: d, window_start, month_start, recent_since.
     Users left-join `excluded_customers` and `recent_contacts` by msisdn. -#}
 {% macro recent_contacts(d) -%}
@@ -18,6 +19,7 @@
       and cycle_date < {{ d.date_param('d') }}
       and channel in ('sms', 'call', 'agent', 'control')
       and status not in ('skipped', 'failed', 'cancelled')
+      and first_contact_id is null   -- a redial or callback is the same offer, not a new contact
     group by msisdn
 {%- endmacro %}
 {% macro excluded_customers(d) -%}
