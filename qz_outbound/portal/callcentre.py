@@ -53,5 +53,6 @@ def add_routes(app: FastAPI, *, viewer: Callable, engine: Callable, page: Callab
         data = county_day(engine(), shown_day, chosen)
         return page(request, "callcentre.html", viewer=v, names=county_names(), county=chosen,
                     county_name=county_names()[chosen], counties=v.counties(), data=data,
+                    suppress_days=callcentre.load_redial().wrong_number_suppress_days,
                     day=shown_day.isoformat(), prev_day=(shown_day - dt.timedelta(days=1)).isoformat(),
                     next_day=(shown_day + dt.timedelta(days=1)).isoformat())
