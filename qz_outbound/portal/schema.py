@@ -30,10 +30,9 @@ mkt_call_outcome = sa.Table(
     sa.Column("agent_id", sa.String(16)),                # 坐席工号 (optional column of the upload)
     sa.Column("callback_on", sa.Date),                   # 回拨日期 the agent noted (callback only)
 )
-# wrong_number suppresses calls to the number (qz_outbound/callcentre.py): looked up by number
-sa.Index("ix_mkt_call_outcome_wrong", mkt_call_outcome.c.msisdn, mkt_call_outcome.c.called_at,
-         sqlite_where=mkt_call_outcome.c.outcome == "wrong_number",
-         postgresql_where=mkt_call_outcome.c.outcome == "wrong_number")
+# a number's outcomes: wrong_number suppresses calls to it, a refusal stops its follow-ups
+# (qz_outbound/callcentre.py), both looked up by number per candidate
+sa.Index("ix_mkt_call_outcome_msisdn", mkt_call_outcome.c.msisdn, mkt_call_outcome.c.called_at)
 # a county's recent outcomes (the redials and callbacks due: include/sql/call_followups.sql)
 sa.Index("ix_mkt_call_outcome_county", mkt_call_outcome.c.county_code, mkt_call_outcome.c.cycle_date)
 

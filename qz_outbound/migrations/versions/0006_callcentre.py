@@ -1,5 +1,6 @@
 """Call-centre operations: follow-up attempts in the contact history, agent and callback date of
-an outcome, and the indexes the follow-ups and the wrong-number suppression read.
+an outcome, and the indexes the follow-ups and the wrong-number suppression read (by county and cycle; by
+number and call time).
 
 mkt_contact gains attempt / first_contact_id / call_kind (a redial or callback is a row of its own
 on a later cycle's call list, pointing at the offer's first contact); mkt_call_outcome gains the
@@ -30,15 +31,13 @@ def upgrade() -> None:
     with op.batch_alter_table("mkt_call_outcome") as batch:
         batch.add_column(sa.Column("agent_id", sa.String(length=16), nullable=True))
         batch.add_column(sa.Column("callback_on", sa.Date(), nullable=True))
-    op.create_index("ix_mkt_call_outcome_wrong", "mkt_call_outcome", ["msisdn", "called_at"],
-                    sqlite_where=sa.text("outcome = 'wrong_number'"),
-                    postgresql_where=sa.text("outcome = 'wrong_number'"))
+    op.create_index("ix_mkt_call_outcome_msisdn", "mkt_call_outcome", ["msisdn", "called_at"])
     op.create_index("ix_mkt_call_outcome_county", "mkt_call_outcome", ["county_code", "cycle_date"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_mkt_call_outcome_county", table_name="mkt_call_outcome")
-    op.drop_index("ix_mkt_call_outcome_wrong", table_name="mkt_call_outcome")
+    op.drop_index("ix_mkt_call_outcome_msisdn", table_name="mkt_call_outcome")
     with op.batch_alter_table("mkt_call_outcome") as batch:
         batch.drop_column("callback_on")
         batch.drop_column("agent_id")
