@@ -50,7 +50,8 @@ def publish_county(marketing: Engine, cycle_date: dt.date, county_code: str, lib
     if queue_sms:
         counts.update({f"sms_{k}": v for k, v in queue_county_sms(marketing, cycle_date, county_code,
                                                                     library).items()})
-    record_stage(marketing, cycle_date, f"publish:{county_code}", counts.get("sms", 0) + counts.get("call", 0),
+    record_stage(marketing, cycle_date, f"publish:{county_code}",
+                 sum(counts.get(k, 0) for k in ("sms", "call", "redial", "callback")),
                  time.monotonic() - started, detail=str(counts))
     log.info("county %s published: %s", county_code, counts)
     return counts
@@ -59,15 +60,16 @@ def publish_county(marketing: Engine, cycle_date: dt.date, county_code: str, lib
 def contact_counts(marketing: Engine, cycle_date: dt.date, county_code: str) -> dict[str, int]:
     with marketing.connect() as conn:
         rows = conn.execute(db.date_binds(
-            "select channel, count(*) from mkt_contact where cycle_date = :d and county_code = :c "
-            "and channel in ('sms', 'call', 'control') group by channel", "d"),
-            {"d": cycle_date, "c": county_code}).all()
+            "select coalesce(call_kind, channel), count(*) from mkt_contact where cycle_date = :d "
+            "and county_code = :c and channel in ('sms', 'call', 'control') group by coalesce(call_kind, channel)",
+            "d"), {"d": cycle_date, "c": county_code}).all()
         targets, held = conn.execute(db.date_binds(
             "select count(*), sum(case when exists (select 1 from mkt_target_hold as h where h.cycle_date = "
             "t.cycle_date and h.campaign_code = t.campaign_code) then 1 else 0 end) "
             "from mkt_target as t where t.cycle_date = :d and t.county_code = :c", "d"),
             {"d": cycle_date, "c": county_code}).one()
-    counts = {"sms": 0, "call": 0, "control": 0, **{ch: n for ch, n in rows}}
+    # call: the day's new customers phoned; redial / callback: follow-ups of earlier calls (callcentre.py)
+    counts = {"sms": 0, "call": 0, "control": 0, "redial": 0, "callback": 0, **{ch: n for ch, n in rows}}
     counts["held"] = int(held or 0)   # campaigns validation held back (mkt_target_hold)
     counts["waiting"] = targets - counts["held"] - sum(counts[k] for k in ("sms", "call", "control"))
     return counts

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from qz_outbound import call_lists, callcentre, clock, config, db, outcomes, schema, targeting
+from qz_outbound import call_lists, callcentre, clock, config, db, outcomes, publish, schema, targeting
 from qz_outbound.datamart import schema as dm_schema
 from qz_outbound.portal import uploads
 from qz_outbound.portal.schema import mkt_call_outcome
@@ -110,6 +110,8 @@ def test_second_days_list_holds_redials_first_and_within_capacity(mart):
     assert len(rows) == 3                                          # the county's capacity
     assert rows[:2] == [(a, "重拨", 2), (b, "重拨", 2)]              # redials ahead of new customers
     assert rows[2][1:] == ("新客户", 1) and rows[2][0] in set(people) - {a, b, c}
+    counts = publish.contact_counts(mart.mk, D + dt.timedelta(days=1), COUNTY)
+    assert (counts["redial"], counts["call"], counts["waiting"]) == (2, 1, 2)   # 3 new targets, 1 fitted
     redial = contact_of(mart, a, D + dt.timedelta(days=1))
     assert redial.first_contact_id == contact_of(mart, a, D).contact_id and redial.call_kind == "redial"
     # a re-run of the day's publishing changes nothing
