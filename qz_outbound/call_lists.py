@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import TEMPLATE_DIR, db, exports, reports, retention
+from qz_outbound import TEMPLATE_DIR, callcentre, db, exports, reports, retention
 from qz_outbound.campaigns import Campaign
 from qz_outbound.segmentation import load_config as load_segmentation
 from qz_outbound.targeting import load_channels
@@ -35,8 +35,11 @@ TYPE_WORDS = {
     "0": "新入网客户", "1": "稳定型", "21": "消费提升型", "22": "话务提升型", "23": "流量提升型",
     "3": "下降未预警型", "41": "消费下降预警型", "42": "话务下降预警型", "43": "流量下降预警型", "5": "预销户",
 }
-COLUMNS = ["序号", "手机号码", "客户姓名", "客户细分", "营销活动", "活动编码", "优惠内容", "营销口径",
-           "最晚外呼日期", "联系编号（回填用）"]
+# 类型: 新客户 / 重拨 (no_answer or busy before) / 回拨 (the customer asked to be called back), and which
+# attempt of the offer the row is (qz_outbound/callcentre.py); 坐席工号 and 回拨日期 are left empty
+# for the agent to fill in with the outcome (optional columns of the upload)
+COLUMNS = ["序号", "类型", "外呼次数", "手机号码", "客户姓名", "客户细分", "营销活动", "活动编码", "优惠内容",
+           "营销口径", "最晚外呼日期", "坐席工号", "回拨日期", "联系编号（回填用）"]
 
 
 def _yuan(v: Decimal) -> str:
@@ -102,8 +105,9 @@ def build_call_list(marketing: Engine, cycle_date: dt.date, county_code: str,
                 script = "".join(line.strip() for line in script.splitlines())
             except jinja2.TemplateError as exc:
                 script, failed = f"（营销口径生成失败：{exc}，请联系市公司）", failed + 1
-        out.append([i, r.msisdn, name, words, campaign.name if campaign else r.campaign_code, r.campaign_code,
-                    campaign.offer if campaign else "", script, call_by.isoformat(), r.contact_id])
+        out.append([i, callcentre.KIND_WORDS.get(r.call_kind, r.call_kind), r.attempt, r.msisdn, name, words,
+                    campaign.name if campaign else r.campaign_code, r.campaign_code,
+                    campaign.offer if campaign else "", script, call_by.isoformat(), "", "", r.contact_id])
     return pd.DataFrame(out, columns=COLUMNS), failed
 
 
@@ -116,7 +120,7 @@ def write_call_lists(marketing: Engine, cycle_date: dt.date, county_code: str,
     # through the one export module: text cells are text, never formulas (a customer name from the
     # data mart is hostile input)
     csv_path, xlsx_path = exports.write_pair(folder / stem, frame, "外呼清单",
-                                             widths=(6, 14, 10, 28, 18, 10, 30, 80, 12, 24), freeze="A2")
+                                             widths=(6, 8, 8, 14, 10, 28, 18, 10, 30, 80, 12, 10, 12, 24), freeze="A2")
     root = reports.output_dir()
     log.info("county %s: call list of %d rows written (%d scripts failed)", county_code, len(frame), failed)
     return {"county_code": county_code, "rows": len(frame), "script_errors": failed,

@@ -15,7 +15,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from qz_outbound import clock, db
+from qz_outbound import callcentre, clock, db
 from qz_outbound.campaigns import Campaign
 from qz_outbound.cycle import record_stage
 from qz_outbound.targeting import Channels, load_channels
@@ -33,19 +33,25 @@ def publish_county(marketing: Engine, cycle_date: dt.date, county_code: str, lib
     channels = channels or load_channels()
     started = time.monotonic()
     sql = db.render_sql("publish_county.sql", marketing.dialect.name)
-    stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)))
+    stmt = sa.text(sql).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)),
+                                   sa.bindparam("wrong_since", type_=sa.DateTime(timezone=True)))
     with marketing.begin() as conn:
         if marketing.dialect.name == "postgresql":
             # two runs of the same county at once: the second waits, then finds the rows there
             conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"),
                          {"k": f"publish:{cycle_date}:{county_code}"})
+        # redials and callbacks first, within the capacity; new customers fill what is left
+        followups = callcentre.publish_followups(conn, cycle_date, county_code, channels.capacity(county_code),
+                                                 channels.redial)
         conn.execute(stmt, {"d": cycle_date.isoformat(), "ymd": f"{cycle_date:%Y%m%d}", "county": county_code,
-                            "capacity": channels.capacity(county_code), "now": clock.now()})
+                            "capacity": max(0, channels.capacity(county_code) - followups), "now": clock.now(),
+                            "wrong_since": callcentre.wrong_number_since(cycle_date, channels.redial)})
     counts = contact_counts(marketing, cycle_date, county_code)
     if queue_sms:
         counts.update({f"sms_{k}": v for k, v in queue_county_sms(marketing, cycle_date, county_code,
                                                                     library).items()})
-    record_stage(marketing, cycle_date, f"publish:{county_code}", counts.get("sms", 0) + counts.get("call", 0),
+    record_stage(marketing, cycle_date, f"publish:{county_code}",
+                 sum(counts.get(k, 0) for k in ("sms", "call", "redial", "callback")),
                  time.monotonic() - started, detail=str(counts))
     log.info("county %s published: %s", county_code, counts)
     return counts
@@ -54,9 +60,9 @@ def publish_county(marketing: Engine, cycle_date: dt.date, county_code: str, lib
 def contact_counts(marketing: Engine, cycle_date: dt.date, county_code: str) -> dict[str, int]:
     with marketing.connect() as conn:
         rows = conn.execute(db.date_binds(
-            "select channel, count(*) from mkt_contact where cycle_date = :d and county_code = :c "
-            "and channel in ('sms', 'call', 'control') group by channel", "d"),
-            {"d": cycle_date, "c": county_code}).all()
+            "select coalesce(call_kind, channel), count(*) from mkt_contact where cycle_date = :d "
+            "and county_code = :c and channel in ('sms', 'call', 'control') group by coalesce(call_kind, channel)",
+            "d"), {"d": cycle_date, "c": county_code}).all()
         targets, held = conn.execute(db.date_binds(
             "select count(*), sum(case when exists (select 1 from mkt_target_hold as h where h.cycle_date = "
             "t.cycle_date and h.campaign_code = t.campaign_code) then 1 else 0 end) "
@@ -65,7 +71,8 @@ def contact_counts(marketing: Engine, cycle_date: dt.date, county_code: str) -> 
         budget = conn.execute(db.date_binds(
             "select count(*) from mkt_budget_cut where cycle_date = :d and county_code = :c", "d"),
             {"d": cycle_date, "c": county_code}).scalar()
-    counts = {"sms": 0, "call": 0, "control": 0, **{ch: n for ch, n in rows}}
+    # call: the day's new customers phoned; redial / callback: follow-ups of earlier calls (callcentre.py)
+    counts = {"sms": 0, "call": 0, "control": 0, "redial": 0, "callback": 0, **{ch: n for ch, n in rows}}
     counts["held"] = int(held or 0)   # campaigns validation held back (mkt_target_hold)
     counts["budget"] = int(budget or 0)   # over a monthly budget (mkt_budget_cut), never published
     counts["waiting"] = targets - counts["held"] - counts["budget"] - sum(counts[k] for k in ("sms", "call", "control"))

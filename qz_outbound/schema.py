@@ -136,6 +136,12 @@ mkt_contact = sa.Table(
     sa.Column("converted_at", sa.DateTime(timezone=True)),
     sa.Column("order_id", sa.String(24)),
     sa.Column("agent_id", sa.String(16)),
+    # A call-centre follow-up (docs/outcomes.md "Call-centre operations"): a customer back on a later
+    # working day's call list after no_answer / busy (redial) or a callback. Not a new offer: the
+    # frequency caps and the funnel's contacts count only first attempts (first_contact_id null).
+    sa.Column("attempt", sa.SmallInteger),              # 2, 3, ... (null: the offer's first attempt)
+    sa.Column("first_contact_id", sa.String(32)),       # the offer's first contact (null: this is it)
+    sa.Column("call_kind", sa.String(8)),               # 'redial' | 'callback' (null: a new customer)
     # status and the sent/delivered/responded/converted times are filled in later, none indexed:
     # room on the page lets PostgreSQL update those rows in place (HOT).
     postgresql_with={"fillfactor": 70},
@@ -147,6 +153,7 @@ sa.Index(
     postgresql_where=mkt_contact.c.channel.in_(["sms", "call", "control"]),
 )
 sa.Index("ix_mkt_contact_msisdn", mkt_contact.c.msisdn, mkt_contact.c.created_at)
+sa.Index("ix_mkt_contact_first", mkt_contact.c.first_contact_id)
 
 # Customers who opted out through this system (SMS reply TD, or a call-centre
 # refusal with "do not call again"). Permanent; checked before every submit.

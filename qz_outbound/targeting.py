@@ -36,6 +36,7 @@ from pydantic import Field, field_validator
 from sqlalchemy.engine import Engine
 
 from qz_outbound import SQL_DIR, config, db, exports, schema
+from qz_outbound.callcentre import Redial
 from qz_outbound.campaigns import Campaign
 from qz_outbound.costs import ContactCosts
 from qz_outbound.counties import county_names
@@ -66,6 +67,7 @@ class Channels(config.StrictModel):
     call_capacity: dict[str, int]
     call_within_days: int = Field(ge=1, le=14)
     contact_cost_yuan: ContactCosts   # qz_outbound/costs.py (economics, budgets)
+    redial: Redial = Field(default_factory=Redial)   # redials, callbacks, wrong numbers, working days
 
     @field_validator("call_capacity")
     @classmethod

@@ -8,7 +8,8 @@
     (stg_holding). Frequency rules (config/contact_policy.yaml): contacts in the rolling window and
     in the calendar month: sms, call, agent, and control — a held-out customer counts as contacted,
     so both arms of a campaign meet the same later marketing (contact-policy.md); not ones that
-    never left (skipped, failed, cancelled). Per campaign: not the same campaign within the gap
+    never left (skipped, failed, cancelled), nor a call-centre redial or callback of an offer
+    already counted (mkt_contact.first_contact_id, qz_outbound/callcentre.py). Per campaign: not the same campaign within the gap
     (control included: they stay out of its measurement), not a campaign the customer refused
     within the block.
 
@@ -28,6 +29,7 @@
       and cycle_date < {{ d.date_param('history_until') }}
       and channel in ('sms', 'call', 'agent', 'control')
       and status not in ('skipped', 'failed', 'cancelled')
+      and first_contact_id is null   -- a redial or callback is the same offer, not a new contact
     group by msisdn
 {%- endmacro %}
 {% macro capped(policy, alias) -%}

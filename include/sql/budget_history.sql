@@ -5,7 +5,8 @@
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 select
     campaign_code,
-    count(*) as contacted,
+    -- an offer once: a call-centre redial or callback (first_contact_id set) is the same offer
+    sum(case when first_contact_id is null then 1 else 0 end) as contacted,
     sum(case when converted_at is not null and converted_at < {{ d.date_param('month_start') }} then 1 else 0 end)
         as converted
 from mkt_contact

@@ -20,14 +20,24 @@ with c as (
            coalesce(c.variant, '') as variant,
            {{ d.first_field("coalesce(c.segment_code, '')", '-') }} as stype,
            cast(substr(c.segment_code, length({{ d.first_field("c.segment_code", '-') }}) + 3, 2) as integer) as tier,
-           case when c.converted_at is not null then 1 else 0 end as converted,
-           case when c.sent_at is not null or c.delivered_at is not null then 1 else 0 end as sent,
-           case when c.delivered_at is not null or (c.channel = 'call' and c.response is not null)
-                then 1 else 0 end as delivered,
-           case when c.channel = 'call' and c.response is not null then 1 else 0 end as dialled,
+           a.converted, a.sent, a.delivered, a.dialled,
            case when c.channel = 'agent' then 1 else 0 end as agent_sms
     from mkt_contact as c
+    -- an offer is its first contact row; a call-centre redial or callback (first_contact_id set,
+    -- qz_outbound/callcentre.py) is the same customer again: its dial costs, its outcome counts
+    join (
+        select coalesce(first_contact_id, contact_id) as offer_id,
+               max(case when converted_at is not null then 1 else 0 end) as converted,
+               max(case when sent_at is not null or delivered_at is not null then 1 else 0 end) as sent,
+               max(case when delivered_at is not null or (channel = 'call' and response is not null)
+                        then 1 else 0 end) as delivered,
+               sum(case when channel = 'call' and response is not null then 1 else 0 end) as dialled
+        from mkt_contact
+        where cycle_date >= {{ d.date_param('a') }}
+        group by coalesce(first_contact_id, contact_id)
+    ) as a on a.offer_id = c.contact_id
     where c.cycle_date >= {{ d.date_param('a') }} and c.cycle_date <= {{ d.date_param('b') }}
+      and c.first_contact_id is null
 ),
 months as (
     -- per contact month: how many of the months after it are staged (0: not yet measurable)

@@ -18,7 +18,8 @@
 select
     county_code,
     cycle_date,
-    count(*) as contacts,
+    -- an offer once: a call-centre redial or callback (first_contact_id set) is the same offer
+    sum(case when first_contact_id is null then 1 else 0 end) as contacts,
     sum(case when converted_at is not null then 1 else 0 end) as conversions
 from mkt_contact
 where cycle_date >= {{ d.date_param('month_start') }}
@@ -32,9 +33,11 @@ select
     sum(dialled) as dialled,
     sum(connected) as connected
 from (
+    -- each customer's offer once (its redials and callbacks are tries of the same offer), in the
+    -- cycle it was first phoned: dialled if any try was, connected if any try connected
     select
         c.county_code,
-        c.cycle_date,
+        min(c.cycle_date) as cycle_date,
         max(case when {{ cs.is_dialled('o.outcome') }} then 1 else 0 end) as dialled,
         max(case when {{ cs.is_connected('o.outcome') }} then 1 else 0 end) as connected
     from mkt_contact as c
@@ -43,7 +46,7 @@ from (
     where c.cycle_date >= {{ d.date_param('month_start') }}
       and c.cycle_date < {{ d.date_param('month_end') }}
       and c.channel = 'call'
-    group by c.county_code, c.cycle_date, c.contact_id
+    group by c.county_code, coalesce(c.first_contact_id, c.contact_id)
 ) as per_call
 group by county_code, cycle_date
 {% elif query == 'bundling' %}

@@ -7,7 +7,8 @@
     the rows the budget step excluded (mkt_budget_cut, reason budget).
     Idempotent and safe to run twice at once: a customer already recorded for the cycle keeps
     the row they have (unique (cycle_date, msisdn) for daily channels, ON CONFLICT DO NOTHING).
-    Bind parameters: d, ymd, county, capacity, now. -#}
+    Bind parameters: d, ymd, county, capacity (what the day's redials and callbacks left), now,
+    wrong_since. -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_call_order.sql' as o %}
 insert into mkt_contact (
@@ -47,12 +48,22 @@ from (
     from (
         select
             t.*,
-            case when t.call_eligible = 1 and t.is_control = 0 then
+            case when t.callable = 1 then
                 row_number() over (
-                    partition by t.call_eligible, t.is_control
+                    partition by t.callable
                     order by {{ o.call_order('t') }})
             end as call_rank
-        from mkt_target as t
+        from (
+            select
+                t.*,
+                -- a number reported wrong_number is not phoned for a while (qz_outbound/callcentre.py);
+                -- SMS stay allowed
+                case when t.call_eligible = 1 and t.is_control = 0 and not exists (
+                    select 1 from mkt_call_outcome as w
+                    where w.msisdn = t.msisdn and w.outcome = 'wrong_number' and w.called_at >= :wrong_since)
+                then 1 else 0 end as callable
+            from mkt_target as t
+        ) as t
         where t.cycle_date = {{ d.date_param('d') }}
           and t.county_code = :county
           and not exists (

@@ -27,7 +27,14 @@ mkt_call_outcome = sa.Table(
     sa.Column("note", sa.Text),
     sa.Column("upload_id", sa.String(40), nullable=False),
     sa.Column("loaded_at", _TS, nullable=False),
+    sa.Column("agent_id", sa.String(16)),                # 坐席工号 (optional column of the upload)
+    sa.Column("callback_on", sa.Date),                   # 回拨日期 the agent noted (callback only)
 )
+# a number's outcomes: wrong_number suppresses calls to it, a refusal stops its follow-ups
+# (qz_outbound/callcentre.py), both looked up by number per candidate
+sa.Index("ix_mkt_call_outcome_msisdn", mkt_call_outcome.c.msisdn, mkt_call_outcome.c.called_at)
+# a county's recent outcomes (the redials and callbacks due: include/sql/call_followups.sql)
+sa.Index("ix_mkt_call_outcome_county", mkt_call_outcome.c.county_code, mkt_call_outcome.c.cycle_date)
 
 # Every file a county uploaded, archived as it arrived; the same file again is recognised by its hash.
 portal_upload = sa.Table(

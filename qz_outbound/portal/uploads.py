@@ -3,7 +3,9 @@ never counted twice.
 
 What a county uploads is its call list with the outcome filled in (or any CSV/XLSX with the
 columns ``联系编号（回填用）`` / ``contact_id`` and ``外呼结果`` / ``outcome``; optional
-``外呼时间`` / ``called_at`` and ``备注`` / ``note``). CSV may be UTF-8 (with or without BOM) or
+``外呼时间`` / ``called_at``, ``备注`` / ``note``, ``坐席工号`` / ``agent_id`` (the agent, for
+the connect rate per agent-day) and ``回拨日期`` / ``callback_on`` (the day a ``callback`` is due;
+not before the call, at most ``redial.callback_max_days`` after it)). CSV may be UTF-8 (with or without BOM) or
 GBK/GB18030, as Excel saves it on a Chinese Windows.
 
 A file is refused as a whole when it breaks a limit of ``config/portal.yaml`` (``uploads``: bytes,
@@ -60,6 +62,9 @@ ID_COLUMNS = ("联系编号（回填用）", "联系编号", "contact_id")
 OUTCOME_COLUMNS = ("外呼结果", "outcome")
 TIME_COLUMNS = ("外呼时间", "called_at")
 NOTE_COLUMNS = ("备注", "note")
+AGENT_COLUMNS = ("坐席工号", "agent_id")          # optional: the connect rate per agent-day
+CALLBACK_COLUMNS = ("回拨日期", "callback_on")    # optional: the day a callback is due (else the next working day)
+AGENT_ID = re.compile(r"^[\w\-]{1,16}$")
 CONTACT_ID = re.compile(r"^[\w\-]{1,32}$")   # what can be a contact id at all (longer ids cannot match)
 MAX_ZIP_MEMBERS = 2000                        # parts of an XLSX package; a workbook has a few dozen
 _TS = sa.DateTime(timezone=True)
@@ -277,6 +282,12 @@ def _called_at(value: str) -> dt.datetime | None:
     return t.replace(tzinfo=clock.SHANGHAI) if t.tzinfo is None else t.astimezone(clock.SHANGHAI)
 
 
+def _callback_on(value: str) -> dt.date | None:
+    """A callback date as written (a date, or a time whose day is meant); None when it is not one."""
+    t = _called_at(value)
+    return t.date() if t is not None else None
+
+
 def _wall(t) -> dt.datetime:
     """Shanghai wall time, naive: how SQLite stores it and how a PostgreSQL value compares with it."""
     if isinstance(t, str):
@@ -332,7 +343,9 @@ def process_upload(marketing: Engine, county_code: str, user_name: str, file_nam
         outcome_col = _column(sheet.header, OUTCOME_COLUMNS, True)
         time_col = _column(sheet.header, TIME_COLUMNS, False)
         note_col = _column(sheet.header, NOTE_COLUMNS, False)
-        columns = (id_col, outcome_col, time_col, note_col)
+        agent_col = _column(sheet.header, AGENT_COLUMNS, False)
+        callback_col = _column(sheet.header, CALLBACK_COLUMNS, False)
+        columns = (id_col, outcome_col, time_col, note_col, agent_col, callback_col)
     except UploadRejected as exc:
         result.status, result.error = "rejected", str(exc)
         sheet, columns = None, ()
@@ -388,9 +401,13 @@ def _serialise(conn, county_code: str) -> None:
 
 
 def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now: dt.datetime,
-                id_col: int, outcome_col: int, time_col: int | None, note_col: int | None) -> list[dict]:
+                id_col: int, outcome_col: int, time_col: int | None, note_col: int | None,
+                agent_col: int | None = None, callback_col: int | None = None) -> list[dict]:
     """Every row of the sheet accepted (returned, ready to insert) or rejected with its reason."""
+    from qz_outbound.callcentre import load_redial
+
     width = len(sheet.header)
+    callback_max_days = load_redial().callback_max_days if callback_col is not None else 0
 
     def cell(values: list[str], i: int | None) -> str:
         return values[i].strip() if i is not None and i < len(values) else ""
@@ -414,12 +431,14 @@ def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now:
     seen: dict[tuple, int] = {}
     for row_no, values, formulas in rows:
         cid, raw_outcome, raw_time = cell(values, id_col), cell(values, outcome_col), cell(values, time_col)
+        raw_agent, raw_callback = cell(values, agent_col), cell(values, callback_col)
 
         def reject(reason: str) -> None:
             result.rejects.append({"row_no": row_no, "contact_id": cid[:64], "outcome": raw_outcome[:64],
                                    "reason": reason})
 
-        empty_formulas = [names.get(i, "") for i in (id_col, outcome_col, time_col) if i in formulas]
+        empty_formulas = [names.get(i, "") for i in (id_col, outcome_col, time_col, agent_col, callback_col)
+                          if i is not None and i in formulas]
         if empty_formulas:
             reject(f"“{'”“'.join(empty_formulas)}”列是公式但没有计算结果（请在 Excel 中重新计算并保存，或粘贴为数值）")
             continue
@@ -444,6 +463,16 @@ def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now:
             reject(f"外呼时间晚于当前时间（{now:%Y-%m-%d %H:%M}，北京时间）")
         elif called_at.date() < contact.cycle_date:
             reject(f"外呼时间早于该联系的下发日期 {contact.cycle_date.isoformat()}")
+        elif raw_agent and not AGENT_ID.match(raw_agent):
+            reject("坐席工号格式错误（最多 16 位字母、数字、下划线或连字符）")
+        elif raw_callback and outcome != "callback":
+            reject("回拨日期只用于“预约回拨”（callback）的结果")
+        elif raw_callback and (callback_on := _callback_on(raw_callback)) is None:
+            reject("回拨日期格式错误（例：2026-11-25）")
+        elif raw_callback and callback_on < called_at.date():
+            reject(f"回拨日期早于外呼日期 {called_at.date().isoformat()}")
+        elif raw_callback and callback_on > called_at.date() + dt.timedelta(days=callback_max_days):
+            reject(f"回拨日期晚于外呼日期后 {callback_max_days} 天")
         else:
             key = (cid, outcome, _wall(called_at) if raw_time else None)
             if key in seen:
@@ -456,7 +485,8 @@ def _check_rows(conn, sheet: Sheet, result: UploadResult, county_code: str, now:
                     contact_id=cid, outcome=outcome, called_at=called_at, called_at_given=bool(raw_time),
                     cycle_date=contact.cycle_date, county_code=county_code, msisdn=contact.msisdn,
                     campaign_code=contact.campaign_code, note=cell(values, note_col) or None,
-                    upload_id=result.upload_id, loaded_at=now))
+                    upload_id=result.upload_id, loaded_at=now, agent_id=raw_agent or None,
+                    callback_on=callback_on if raw_callback else None))
     return accepted
 
 

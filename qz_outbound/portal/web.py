@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 from qz_outbound import TEMPLATE_DIR, call_lists, clock, db, reports
 from qz_outbound.counties import county_names
-from qz_outbound.portal import uploads
+from qz_outbound.portal import callcentre, uploads
 from qz_outbound.portal.access import NotAllowed, Viewer, load_portal_config, viewer_for_user
 from qz_outbound.portal.schema import mkt_call_outcome, portal_audit, portal_upload
 from qz_outbound.sms.outbox import DELIVERED, IN_DOUBT, SUBMITTED, UNDELIVERED, outbox_counts_by_county
@@ -366,4 +366,7 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
     from qz_outbound.portal import kpi as kpi_pages   # county KPI pages (考核完成情况)
 
     kpi_pages.add_routes(app, viewer=viewer, engine=engine, page=page, audit=audit)
+
+    callcentre.add_routes(app, viewer=viewer, engine=engine, page=page, require_county=require_county,
+                          parse_day=_cycle)
     return app
