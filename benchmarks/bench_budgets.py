@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qz_outbound import budgets, campaigns, clock, db, schema, segmentation, targeting  # noqa: E402
-from qz_outbound.datamart.generate import generate  # noqa: E402
+from qz_outbound.dev.demo_datamart import generate  # noqa: E402
 
 D = dt.date(2026, 11, 23)
 

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from qz_outbound import config, db, schema
 from qz_outbound.campaigns import Campaign
 from qz_outbound.costs import ContactCosts, load_contact_costs
-from qz_outbound.segmentation import month_start
+from qz_outbound.cycle import month_start
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def write_economics(datamart: Engine, marketing: Engine, cycle_date: dt.date, li
         if records:
             conn.execute(t.insert(), records)
     seconds = time.monotonic() - started
-    from qz_outbound.segmentation import record_stage
+    from qz_outbound.cycle import record_stage
     record_stage(marketing, cycle_date, "economics", len(records), seconds, f"from {since.isoformat()}")
     log.info("economics: %d rows for the cycles %s .. %s in %.1fs", len(records), since, cycle_date, seconds)
     return {"rows": len(records), "since": since.isoformat(), "bill_rows_staged": bills,

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from qz_outbound import budgets, campaigns, clock, config, db, publish, schema, segmentation, targeting, validation
 from qz_outbound.counties import county_names
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 D = dt.date(2026, 11, 23)
 

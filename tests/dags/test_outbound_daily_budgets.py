@@ -16,7 +16,7 @@ import yaml
 
 from dag_support import run_dag as _run
 from qz_outbound import campaigns, db, targeting
-from qz_outbound.datamart.generate import generate
+from qz_outbound.dev.demo_datamart import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 CYCLE = dt.date(2026, 11, 23)
@@ -35,7 +35,7 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smsc():
-    from qz_outbound.sms.devsmsc import Behaviour, DevSmsc
+    from qz_outbound.dev.smsc import Behaviour, DevSmsc
 
     server = DevSmsc(behaviour=Behaviour(), seed=13).start()
     yield server
