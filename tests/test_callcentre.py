@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from qz_outbound import call_lists, callcentre, clock, config, db, outcomes, publish, schema, targeting
 from qz_outbound.datamart import schema as dm_schema
+from qz_outbound.outcomes import statistics as outcome_statistics
 from qz_outbound.portal import uploads
 from qz_outbound.portal.schema import mkt_call_outcome
 from test_contact_policy import CHANNELS, Mart, campaign
@@ -330,7 +331,7 @@ def test_dialled_connected_accepted_and_connect_rate_on_a_constructed_upload(mar
 
     # the funnel: no_answer, busy and wrong_number are dialled, not delivered
     outcomes.apply_call_outcomes(mart.mk)
-    cells = outcomes._cells(mart.mk, D, D, CALL_ONLY)
+    cells = outcome_statistics._cells(mart.mk, D, D, CALL_ONLY)
     call = cells[cells["channel"] == "call"][["contacts", "delivered", "accepted"]].sum()
     assert (call["contacts"], call["delivered"], call["accepted"]) == (6, 3, 2)
 
@@ -340,7 +341,7 @@ def test_dialled_connected_accepted_and_connect_rate_on_a_constructed_upload(mar
     redialled = {contact_of(mart, m, D).contact_id for m, kind in by_number.items() if kind == ("重拨", 2)}
     assert redialled == {ids[1], ids[2]}
     # the funnel still counts each offer once: a redial is not a new contact
-    cells = outcomes._cells(mart.mk, D, D + dt.timedelta(days=1), CALL_ONLY)
+    cells = outcome_statistics._cells(mart.mk, D, D + dt.timedelta(days=1), CALL_ONLY)
     assert cells[cells["channel"] == "call"]["contacts"].sum() == 6
 
 
