@@ -12,6 +12,7 @@
     channel:<sms|call|agent>, variant:<label>. The control arm has no channel or variant: those slices'
     control is the campaign's whole control group (the caller takes it from slice `all`). -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% import '_bill_window.sql' as bw %}
 with c as (
     select {% if period == 'month' %}{{ d.month_start('c.cycle_date', 0) }}{% else %}c.cycle_date{% endif %} as period,
            {{ d.month_start('c.cycle_date', 0) }} as m0,
@@ -50,16 +51,7 @@ months as (
     group by m.m0
 ),
 bills as (
-    select c.contact_id,
-           sum(case when b.month < c.m0 then b.spend_yuan else 0 end) as before_sum,
-           sum(case when b.month > c.m0 then b.spend_yuan else 0 end) as after_sum
-    from c
-    join stg_bill as b
-      on b.msisdn = c.msisdn
-     and b.month >= {{ d.month_start('c.m0', -before_months) }}
-     and b.month <= {{ d.month_start('c.m0', after_max) }}
-     and b.month <> c.m0
-    group by c.contact_id
+    {{ bw.bills_before_after(d, 'c', before_months, after_max) }}
 ),
 parts as (
     select o.contact_id, o.parts from sms_outbox as o

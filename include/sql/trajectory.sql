@@ -6,6 +6,7 @@
     until all months before / at least one month after are staged.
     Options: `msisdn` (one customer: bind :msisdn), `converted_only`. -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% import '_bill_window.sql' as bw %}
 with c as (
     select c.contact_id, c.cycle_date, c.msisdn, c.county_code, c.campaign_code, c.product_code, c.variant,
            c.channel, c.segment_code, c.status, c.created_at, c.sent_at, c.delivered_at, c.response,
@@ -33,16 +34,7 @@ months as (
     group by m.m0
 ),
 bills as (
-    select c.contact_id,
-           sum(case when b.month < c.m0 then b.spend_yuan else 0 end) as before_sum,
-           sum(case when b.month > c.m0 then b.spend_yuan else 0 end) as after_sum
-    from c
-    join stg_bill as b
-      on b.msisdn = c.msisdn
-     and b.month >= {{ d.month_start('c.m0', -bill_months) }}
-     and b.month <= {{ d.month_start('c.m0', bill_months) }}
-     and b.month <> c.m0
-    group by c.contact_id
+    {{ bw.bills_before_after(d, 'c', bill_months, bill_months) }}
 )
 select c.contact_id, c.cycle_date, c.msisdn, c.county_code, c.campaign_code, c.product_code, c.variant,
        c.channel, c.segment_code, c.status, c.created_at, c.sent_at, c.delivered_at, c.response,
