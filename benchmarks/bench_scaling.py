@@ -81,7 +81,7 @@ def measure(n: int) -> dict:
 STAGES = [  # key, label, colour
     ("bare_scan_s", "bare scan of usage_monthly (floor)", "#888888"),
     ("segmentation_s", "segmentation (same database)", "#1f77b4"),
-    ("targeting_s", "targeting to per-county split (bench_targeting total)", "#d62728"),
+    ("targeting_s", "targeting, total of bench_targeting", "#d62728"),
     ("sms_render_s", "SMS rendered into the outbox", "#ff7f0e"),
     ("receipts_s", "receipts applied (one per SMS)", "#2ca02c"),
 ]
@@ -98,7 +98,7 @@ def slope(rows: list[dict], key: str) -> float | None:
 
 
 def svg(rows: list[dict], title: str) -> str:
-    w, h, left, right, top, bottom = 900, 560, 80, 330, 50, 60
+    w, h, left, right, top, bottom = 1040, 560, 80, 440, 50, 60
     xs = [r["subscribers"] / 1e6 for r in rows]
     ys = [r[k] for r in rows for k, _, _ in STAGES if r.get(k)]
     xmax = max(xs) * 1.05
@@ -154,9 +154,9 @@ def render_png(svg_text: str, path: Path) -> None:
     exe = os.environ.get("QZ_CHROMIUM", "/usr/bin/chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe if Path(exe).exists() else None)
-        page = browser.new_page(viewport={"width": 900, "height": 560})
+        page = browser.new_page(viewport={"width": 1040, "height": 560})
         page.set_content(f"<html><body style='margin:0'>{svg_text}</body></html>")
-        page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 900, "height": 560})
+        page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1040, "height": 560})
         browser.close()
 
 
