@@ -281,7 +281,7 @@ def land_query(
                 # PostgreSQL to PostgreSQL: COPY out of one into the other, raw bytes, one stream per slice
                 context["n_slices"] = slices
                 select_sql = render_sql(template, src.dialect.name, **context)
-                n = _copy_slices(src, dst, select_sql, params, stage, cols, slices)
+                n = _copy_slices(src, dst, select_sql, params, stage, cols, slices, planner or {})
             else:
                 n = _stream(src, dst, template, params, stage, columns, context, chunk_rows)
             _swap_partition(dst, table, stage, cycle_date)
@@ -377,7 +377,7 @@ def _insert_slices(dst: Engine, stage: str, cols: str, select_sql: str, params: 
 
 
 def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str, Any], table: str, cols: str,
-                 n_slices: int) -> int:
+                 n_slices: int, planner: Mapping[str, str]) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     def one(k: int) -> int:
@@ -387,6 +387,8 @@ def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str,
         query = str(stmt.bindparams(**{k: v for k, v in bound.items() if k in used}).compile(
             dialect=src.dialect, compile_kwargs={"literal_binds": True})).replace("%%", "%")  # no driver params left
         with src.connect() as sconn, dst.begin() as dconn:
+            for name, value in planner.items():   # local to the transaction the COPY runs in
+                sconn.execute(sa.text("select set_config(:n, :v, true)"), {"n": name, "v": value})
             scur = sconn.connection.driver_connection.cursor()
             dcur = dconn.connection.driver_connection.cursor()
             with scur.copy(f"copy ({query}) to stdout") as out, \
