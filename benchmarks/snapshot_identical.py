@@ -57,9 +57,11 @@ print(json.dumps({"code": code, "landed": n, "rows": rows, "sha256": h.hexdigest
 
 
 def run(code: Path, dm: str, mk: str, day: dt.date) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(code), dm, mk, day.isoformat()],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-c", CHILD, str(code), dm, mk, day.isoformat()],
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"segmentation with the code in {code} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
