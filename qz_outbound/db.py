@@ -242,6 +242,7 @@ def land_query(
     context: Mapping[str, Any] | None = None,
     slices: int = 1,
     chunk_rows: int = 200_000,
+    planner: Mapping[str, str] | None = None,
 ) -> int:
     """Run the SELECT in ``include/sql/<template>`` against ``src`` and land its rows in ``dst.table``.
 
@@ -257,6 +258,8 @@ def land_query(
 
     The template receives ``n_slices`` and, when slicing, the bind parameter
     ``slice``; it must restrict every base table to that slice of customers.
+    ``planner``: PostgreSQL settings (``set local``) for the statements that write the
+    slices, for a template whose plan the slice predicate misleads (see segmentation).
     Returns the number of rows landed.
     """
     context = dict(context or {})
@@ -273,12 +276,12 @@ def land_query(
         try:
             if in_database:
                 select_sql = render_sql(template, dst.dialect.name, **context)
-                n = _insert_slices(dst, stage, cols, select_sql, params, n_slices)
+                n = _insert_slices(dst, stage, cols, select_sql, params, n_slices, planner or {})
             elif src.dialect.name == "postgresql" and slices > 1:
                 # PostgreSQL to PostgreSQL: COPY out of one into the other, raw bytes, one stream per slice
                 context["n_slices"] = slices
                 select_sql = render_sql(template, src.dialect.name, **context)
-                n = _copy_slices(src, dst, select_sql, params, stage, cols, slices)
+                n = _copy_slices(src, dst, select_sql, params, stage, cols, slices, planner or {})
             else:
                 n = _stream(src, dst, template, params, stage, columns, context, chunk_rows)
             _swap_partition(dst, table, stage, cycle_date)
@@ -354,7 +357,7 @@ def _create_stage(dst: Engine, table: str, cycle_date: dt.date) -> str:
 
 
 def _insert_slices(dst: Engine, stage: str, cols: str, select_sql: str, params: Mapping[str, Any],
-                   n_slices: int) -> int:
+                   n_slices: int, planner: Mapping[str, str]) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     def one(k: int) -> int:
@@ -362,6 +365,8 @@ def _insert_slices(dst: Engine, stage: str, cols: str, select_sql: str, params: 
             # each slice is one serial statement; the slices are the parallelism
             conn.exec_driver_sql("set local max_parallel_workers_per_gather = 0")
             conn.exec_driver_sql("set local work_mem = '1GB'")
+            for name, value in planner.items():
+                conn.execute(sa.text("select set_config(:n, :v, true)"), {"n": name, "v": value})
             return conn.execute(sa.text(f"insert into {stage} ({cols})\n{select_sql}"),
                                 {**params, "slice": k}).rowcount
 
@@ -372,7 +377,7 @@ def _insert_slices(dst: Engine, stage: str, cols: str, select_sql: str, params: 
 
 
 def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str, Any], table: str, cols: str,
-                 n_slices: int) -> int:
+                 n_slices: int, planner: Mapping[str, str]) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     def one(k: int) -> int:
@@ -382,6 +387,8 @@ def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str,
         query = str(stmt.bindparams(**{k: v for k, v in bound.items() if k in used}).compile(
             dialect=src.dialect, compile_kwargs={"literal_binds": True})).replace("%%", "%")  # no driver params left
         with src.connect() as sconn, dst.begin() as dconn:
+            for name, value in planner.items():   # local to the transaction the COPY runs in
+                sconn.execute(sa.text("select set_config(:n, :v, true)"), {"n": name, "v": value})
             scur = sconn.connection.driver_connection.cursor()
             dcur = dconn.connection.driver_connection.cursor()
             with scur.copy(f"copy ({query}) to stdout") as out, \

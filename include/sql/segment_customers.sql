@@ -45,10 +45,10 @@ with usage_by_month as (
     select
         msisdn,
         {%- for x, col in [('spend', 'spend_yuan'), ('voice', 'voice_minutes'), ('data', 'data_mb')] %}
-        sum(case when month = {{ d.date_param('m0') }} then {{ d.as_real(col) }} else 0 end) as {{ x }}_m0,
-        sum(case when month = {{ d.date_param('m0') }} then 0 else {{ d.as_real(col) }} end) as {{ x }}_s{{ ',' if not loop.last }}
+        sum({{ d.as_real(col) }}) filter (where month = {{ d.date_param('m0') }}) as {{ x }}_m0,
+        sum({{ d.as_real(col) }}) filter (where month <> {{ d.date_param('m0') }}) as {{ x }}_s{{ ',' if not loop.last }}
         {%- endfor %},
-        sum(case when month = {{ d.date_param('m0') }} then sms_count else 0 end) as sms_m0
+        sum(sms_count) filter (where month = {{ d.date_param('m0') }}) as sms_m0
     from {{ src }}usage_monthly
     where month >= {{ d.date_param('m2') }}
       and month <= {{ d.date_param('m0') }}{{ in_slice('msisdn') }}
@@ -99,6 +99,7 @@ customer as (
         on b.msisdn = s.msisdn
     where s.status <> 'cancelled'
       and s.open_date <= {{ d.date_param('d') }}{{ in_slice('s.msisdn') }}
+    {{ d.fence('s.msisdn') }}  -- tenure_months and the M0 values once per customer, not once per use below
 ),
 
 typed as (
@@ -122,6 +123,7 @@ typed as (
         {{ tier('data_m0', cfg.tiers.data.boundaries, cfg.tiers.data.zero_tier) }} as data_tier,
         {{ tier('tenure_months', cfg.tiers.tenure.boundaries, false) }} as tenure_tier
     from customer
+    {{ d.fence() }}  -- the type and the tiers once per customer (each is used twice below)
 )
 
 select

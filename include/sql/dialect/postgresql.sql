@@ -5,6 +5,10 @@
 {% macro day(expr) %}cast(extract(day from {{ expr }}) as integer){% endmacro %}
 {% macro pad2(expr) %}lpad(cast({{ expr }} as text), 2, '0'){% endmacro %}
 {% macro as_real(expr) %}cast({{ expr }} as double precision){% endmacro %}
+{#- ends a subquery so the planner keeps it as one (its columns computed once per row, never inlined
+    into each place that uses them); sqlite.sql's twin does the same. order_by is ignored here: a sort
+    would cost more than it saves, the stage table is indexed after the load -#}
+{% macro fence(order_by=none) %}offset 0{% endmacro %}
 {% macro slice_of(expr, n) %}(cast(right({{ expr }}, 1) as integer) % {{ n }}){% endmacro %}
 {% macro ts_param(name) %}cast(:{{ name }} as timestamp){% endmacro %}
 {% macro as_bigint(expr) %}cast({{ expr }} as bigint){% endmacro %}

@@ -6,6 +6,10 @@
 {% macro day(expr) %}cast(substr({{ expr }}, 9, 2) as integer){% endmacro %}
 {% macro pad2(expr) %}substr('0' || ({{ expr }}), -2){% endmacro %}
 {% macro as_real(expr) %}cast({{ expr }} as real){% endmacro %}
+{#- a subquery with an OFFSET is never flattened into its user (SQLite runs it as a co-routine): its
+    columns are computed once per row instead of once per reference. order_by: rows come out in that
+    order (an index gives it for free), so what they are inserted into grows at its right edge -#}
+{% macro fence(order_by=none) %}{% if order_by %}order by {{ order_by }} {% endif %}limit -1 offset 0{% endmacro %}
 {% macro slice_of(expr, n) %}(cast(substr({{ expr }}, -1) as integer) % {{ n }}){% endmacro %}
 {% macro ts_param(name) %}:{{ name }}{% endmacro %}
 {% macro as_bigint(expr) %}cast({{ expr }} as integer){% endmacro %}
