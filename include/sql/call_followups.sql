@@ -94,11 +94,7 @@ from (
               where r.msisdn = c.msisdn
                 and r.outcome in ('refused', 'refused_do_not_call', 'accepted')
                 and r.called_at >= c.created_at)
-          and not exists (
-              select 1 from stg_holding as h
-              where h.cycle_date = {{ d.date_param('d') }}
-                and h.msisdn = c.msisdn
-                and h.product_code = c.product_code)
+          and not {{ c.holds_product(d, 'c.msisdn', 'c.product_code') }}
           and not exists (
               select 1 from mkt_call_outcome as w
               where w.msisdn = c.msisdn
