@@ -77,14 +77,7 @@ def _load(engine):
 TARGETS = kpi.KpiTargets(counties={A: kpi.CountyTargets(conversions=8, incremental_revenue_yuan=1000, customers_kept=10,
                                                         combined_bundling_rate=0.4, connect_rate=0.5)})
 
-ECONOMICS = sa.Table(   # economics.md "Output other systems read": the economics step writes it
-    "mkt_campaign_economics", sa.MetaData(),
-    sa.Column("cycle_date", sa.Date, primary_key=True), sa.Column("campaign_code", sa.String(16), primary_key=True),
-    sa.Column("slice", sa.String(32), primary_key=True), sa.Column("after_months", sa.Integer),
-    sa.Column("contacted", sa.Integer), sa.Column("control", sa.Integer), sa.Column("conversion_uplift", sa.Float),
-    sa.Column("incremental_arpu", sa.Float), sa.Column("arpu_ci_low", sa.Float), sa.Column("arpu_ci_high", sa.Float),
-    sa.Column("incremental_revenue", sa.Float), sa.Column("customers_kept", sa.Float), sa.Column("cost", sa.Float),
-    sa.Column("roi", sa.Float))
+ECONOMICS = schema.mkt_campaign_economics   # economics.md "Output other systems read"
 
 
 def _figures(engine) -> dict:
@@ -99,7 +92,7 @@ def test_completion_per_county_on_constructed_data(engine):
     actual, done = got[(A, "connect_rate")]
     assert actual == pytest.approx(2 / 3) and done == pytest.approx(4 / 3)   # 2 connected of 3 dialled
     assert got[(A, "combined_bundling_rate")] == (0.5, 1.25)   # the month's latest snapshot: hard + soft of 4
-    # no economics table yet: not measurable, never zero
+    # no economics rows yet: not measurable, never zero
     assert got[(A, "incremental_revenue_yuan")] == (None, None)
     assert got[(A, "customers_kept")] == (None, None)
     assert got[(B, "conversions")] == (5.0, None)           # no target: a figure without completion
@@ -108,7 +101,6 @@ def test_completion_per_county_on_constructed_data(engine):
 
 def test_economics_figures_are_not_measurable_until_an_after_month_exists(engine):
     _load(engine)
-    ECONOMICS.create(engine)
     row = dict(campaign_code="1114-007", contacted=20, control=1, conversion_uplift=0.01, incremental_arpu=2.0,
                arpu_ci_low=1.0, arpu_ci_high=3.0, cost=10.0, roi=1.0)
     with engine.begin() as conn:
