@@ -44,7 +44,7 @@ def two_county_config(folder: Path) -> Path:
 
     shutil.copytree(ROOT / "config", folder)
     county_line = re.compile(r'^\s*"(35\d{4})":')
-    for name in ("counties.yaml", "channels.yaml", "datamart_demo.yaml"):
+    for name in ("counties.yaml", "channels.yaml", "datamart_demo.yaml", "kpi_targets.yaml"):
         path = folder / name
         lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
         path.write_text("".join(line for line in lines if not (m := county_line.match(line))
