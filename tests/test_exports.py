@@ -107,12 +107,15 @@ def test_every_daily_export_writes_hostile_names_as_text(hostile_cycle):
         sheet = openpyxl.load_workbook(out / result["xlsx"])["外呼清单"]
         xlsx_rows = [[c.value for c in r] for r in sheet.iter_rows(min_row=2)]
         assert len(csv_rows) - 1 == len(xlsx_rows) == result["rows"]
+        at = {column: header.index(column) for column in ("手机号码", "客户姓名", "营销活动", "活动编码", "营销口径")}
         for c_row, x_row in zip(csv_rows[1:], xlsx_rows):
-            msisdn, code = c_row[1], c_row[5]
+            msisdn, code = c_row[at["手机号码"]], c_row[at["活动编码"]]
             name = named[msisdn]
-            assert c_row[2] == csv_value(name) and x_row[2] == xlsx_value(name)
-            assert c_row[4] == csv_value(campaign_name[code]) and x_row[4] == xlsx_value(campaign_name[code])
-            assert name in x_row[7].replace("\n", "\r") or name.replace("\r", "") in x_row[7]  # script names them
+            assert c_row[at["客户姓名"]] == csv_value(name) and x_row[at["客户姓名"]] == xlsx_value(name)
+            assert c_row[at["营销活动"]] == csv_value(campaign_name[code]) \
+                and x_row[at["营销活动"]] == xlsx_value(campaign_name[code])
+            script = x_row[at["营销口径"]]
+            assert name in script.replace("\n", "\r") or name.replace("\r", "") in script  # script names them
             seen_names.add(name)
             seen_campaigns.add(campaign_name[code])
         rows += len(xlsx_rows)
