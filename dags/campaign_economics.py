@@ -35,14 +35,9 @@ from qz_dags import CONTACTS, cron, outbound_dag
 def campaign_economics():
     @task(retries=0)
     def check_config() -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
+        from qz_db_hook import check_connections
 
-        from qz_outbound import preflight
-
-        problems = preflight.check_config_files()
-        if problems:
-            raise AirflowFailException("\n".join(problems))
-        return {"config": "ok"}
+        return check_connections()   # config files, both databases (marketing_db at head), the smsc
 
     @task(inlets=[CONTACTS])
     def measure_economics(_checked: dict, logical_date=None) -> dict:

@@ -54,7 +54,7 @@ def preflight_connections() -> dict:
 
 def check_connections() -> dict:
     """Every config file and the three connections checked (``qz_outbound.preflight.check_all``),
-    for the ``check_config`` task of each DAG that sends: a mistake fails the task without retry
+    for the ``check_config`` task of each DAG: a mistake fails the task without retry
     (a typo stays a typo), its message naming the file and line or the connection and field."""
     from airflow.sdk.exceptions import AirflowFailException
 
