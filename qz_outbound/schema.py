@@ -258,6 +258,31 @@ stg_subscriber = sa.Table(
     sa.Column("market_segment", sa.String(16)),
 )
 
+# The learning loop (docs/learning.md): what an offer is expected to earn, per campaign and cell
+# (stability type x spend tier x market segment, '(none)' for no market), as measured before the
+# cycle whose arbitration reads it. uplift is the conversion uplift (contacted rate - control rate)
+# shrunk toward the campaign's overall uplift (empirical Bayes); expected_value = uplift x
+# value_per_conversion - expected_cost, yuan per offer made. Rewritten whole for a cycle by a re-run.
+mkt_offer_value = sa.Table(
+    "mkt_offer_value",
+    metadata,
+    sa.Column("cycle_date", sa.Date, primary_key=True),
+    sa.Column("campaign_code", sa.String(16), primary_key=True),
+    sa.Column("stability_type", sa.String(2), primary_key=True),
+    sa.Column("spend_tier", sa.SmallInteger, primary_key=True),
+    sa.Column("market_segment", sa.String(16), primary_key=True),
+    sa.Column("contacted", sa.Integer, nullable=False),          # offers made in the cell (not control)
+    sa.Column("control", sa.Integer, nullable=False),            # control customers in the cell
+    sa.Column("conv_contacted", sa.Integer, nullable=False),
+    sa.Column("conv_control", sa.Integer, nullable=False),
+    sa.Column("uplift_raw", sa.Float),                          # null: no contacted or no control
+    sa.Column("uplift", sa.Float, nullable=False),              # shrunk; the campaign's prior where no data
+    sa.Column("uplift_sd", sa.Float),
+    sa.Column("value_per_conversion", sa.Float, nullable=False),  # yuan (economics)
+    sa.Column("expected_cost", sa.Float, nullable=False),         # yuan per offer made
+    sa.Column("expected_value", sa.Float, nullable=False),        # yuan per offer made
+)
+
 # Budgets (docs/budgets-kpi.md). The cost each cycle commits per campaign and county, written by
 # the budget step before publishing (replaced by a re-run of the cycle): the month's committed cost
 # is the sum over its cycles. Expected conversions are fractional (contacts x expected rate).
