@@ -107,6 +107,15 @@ mkt_target = sa.Table(
     sa.Column("variant", sa.String(8)),
     sa.Column("call_eligible", sa.SmallInteger, nullable=False),  # campaign allows calls and the call rule holds
     sa.Column("sms_allowed", sa.SmallInteger, nullable=False),
+    # The arbitration log (docs/learning.md), what the offline evaluation replays: how the offer was
+    # chosen ('fixed' priorities, 'learned' expected value, 'explore': drawn at random among the
+    # customer's eligible campaigns), the probability that this campaign was the one chosen given
+    # the customer's eligible set, and what each policy alone would have chosen. Null before the
+    # learning loop (revision 0008_offer_value).
+    sa.Column("arm", sa.String(8)),
+    sa.Column("propensity", sa.Float),
+    sa.Column("fixed_code", sa.String(16)),
+    sa.Column("learned_code", sa.String(16)),
     postgresql_partition_by="LIST (cycle_date)",
 )
 

@@ -163,5 +163,9 @@ select
         when campaign_code = '{{ k.code }}' then {% if k.variant_cuts | length == 1 %}'{{ k.variant_cuts[0][0] }}'{% else %}case{% for label, cut in k.variant_cuts %} when variant_draw < {{ cut }} then '{{ label }}'{% endfor %} end{% endif %}{% endfor %}
     end{% else %}null{% endif %} as variant,
     call_eligible,
-    sms_allowed
+    sms_allowed,
+    'fixed' as arm,
+    1.0 as propensity,
+    campaign_code as fixed_code,
+    cast(null as varchar(16)) as learned_code
 from chosen

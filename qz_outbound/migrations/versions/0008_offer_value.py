@@ -1,5 +1,7 @@
 """The learning loop's measured cells: what an offer of a campaign is expected to earn per
-stability type x spend tier x market segment (docs/learning.md). One new table, no data moved.
+stability type x spend tier x market segment (docs/learning.md), and the arbitration log on the
+target list (how each offer was chosen, with what probability, and what the fixed and the learned
+policy would each have chosen: what the offline evaluation replays). Existing rows read null.
 
 Revision ID: 0008_offer_value
 Revises: 0007_callcentre
@@ -39,5 +41,17 @@ def upgrade() -> None:
     )
 
 
+    with op.batch_alter_table("mkt_target") as batch:
+        batch.add_column(sa.Column("arm", sa.String(length=8), nullable=True))
+        batch.add_column(sa.Column("propensity", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("fixed_code", sa.String(length=16), nullable=True))
+        batch.add_column(sa.Column("learned_code", sa.String(length=16), nullable=True))
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("mkt_target") as batch:
+        batch.drop_column("learned_code")
+        batch.drop_column("fixed_code")
+        batch.drop_column("propensity")
+        batch.drop_column("arm")
     op.drop_table("mkt_offer_value")
