@@ -5,10 +5,11 @@
   (insert-on-conflict on ``event_id``: reading an event again changes nothing);
 * :func:`recommend_batch` — only while SMS may be sent — claims a batch of pending events
   (``include/sql/agent_claim.sql``), decides all of them in one statement
-  (``include/sql/agent_decide.sql``: the offer, then the contact policy), records each
-  recommendation in ``mkt_contact`` (channel ``agent``, with ``agent_id``) and queues two SMS in
-  the daily cycle's outbox: the shop owner's (the customer's number masked, the product, one line
-  of pitch) and the customer's (the offer). Claim, decision, contacts and SMS commit together, so a
+  (``include/sql/agent_decide.sql``: the contact policy, then up to ``max_products`` eligible agent
+  products, best first), records each recommendation as one ``mkt_contact`` (channel ``agent``,
+  with ``agent_id``, the first product) and its listed products in ``mkt_agent_offer``, and queues
+  two SMS in the daily cycle's outbox: the shop owner's (the customer's number masked, the
+  products in order, one line of pitch each) and the customer's (the first product's offer). Claim, decision, contacts and SMS commit together, so a
   failed or overlapping run can neither lose an event nor decide it twice;
 * :func:`send_agent_sms` sends them with the daily cycle's SMPP sender, on the outbox's ``agent``
   lane (its own sender lease, so a county's long daily batch never holds a top-up back; the rate

@@ -47,8 +47,8 @@ def library(daily_agent: bool = False) -> list:
                     **(dict(agent, agent_pitch="日常推荐") if daily_agent else {}))]
     for k, code in enumerate((A1, A2, A3, A4), start=1):
         out.append(campaign(code, PRODUCT[code], priority=10 * k, types=TYPES, channels=("agent",),
-                            offer=f"优惠{code[-1]}", agent_pitch=f"卖点{code[-1]}", agent_rules={"stability_types": TYPES},
-                            **agent))
+                            offer=f"优惠{code[-1]}", agent_pitch=f"卖点{code[-1]}",
+                            agent_rules={"stability_types": TYPES}, **agent))
     return out
 
 

@@ -29,7 +29,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_mkt_agent_offer_product", "mkt_agent_offer", ["product_code", "contact_id"])
     op.execute("insert into mkt_agent_offer (contact_id, product_rank, campaign_code, product_code, expected_value) "
-               "select contact_id, 1, campaign_code, product_code, null from mkt_contact where channel = 'agent' and product_code is not null")
+               "select contact_id, 1, campaign_code, product_code, null from mkt_contact "
+               "where channel = 'agent' and product_code is not null")
 
 
 def downgrade() -> None:
