@@ -302,3 +302,31 @@ def test_grade_steering_mistakes_are_named_with_file_line_and_field(tmp_path):
     path.write_text(base.replace("max_products: 3", "max_products: 0"), encoding="utf-8")
     with pytest.raises(config.ConfigError, match="recommendation.max_products"):
         load_agent_config(path, library=lib)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def marketing_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'marketing.db'}"
+    return request.getfixturevalue("pg_database_factory")("qz_agent_mig")
+
+
+def test_revision_0011_gives_existing_recommendations_their_product_as_rank_one(marketing_url):
+    """Commission reads mkt_agent_offer now: a recommendation made before the revision keeps being paid."""
+    from qz_outbound import db, migrations
+
+    engine = db.make_engine(marketing_url)
+    migrations.upgrade(engine, "0008_offer_value")
+    row = dict(cycle_date=D, county_code="350582", variant=None, segment_code="1-P09V05D05T07", status="delivered",
+               created_at=dt.datetime(2026, 11, 23, 10), agent_id="AG0001")
+    with engine.begin() as conn:
+        conn.execute(schema.mkt_contact.insert(), [
+            dict(row, contact_id="AGold", msisdn="13900000001", campaign_code=A1, product_code="PA", channel="agent"),
+            dict(row, contact_id="SMSold", msisdn="13900000002", campaign_code=A2, product_code="PB", channel="sms")])
+    migrations.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select contact_id, product_rank, campaign_code, product_code, expected_value "
+                                    "from mkt_agent_offer")).all()
+    assert [tuple(r) for r in rows] == [("AGold", 1, A1, "PA", None)]
+    assert migrations.check(engine) == []
+    engine.dispose()
