@@ -330,3 +330,20 @@ def test_revision_0011_gives_existing_recommendations_their_product_as_rank_one(
     assert [tuple(r) for r in rows] == [("AGold", 1, A1, "PA", None)]
     assert migrations.check(engine) == []
     engine.dispose()
+
+
+def test_a_shop_list_too_long_for_the_allowed_parts_drops_its_last_products():
+    from qz_outbound.sms.settings import load_sms_config
+
+    long = [c.model_copy(update={"agent_pitch": f"卖点{c.code[-1]}" + "很划算" * 12}) for c in library()[1:4]]
+    cfg, message = agent_cfg(), load_sms_config().message
+    template, sms, kept = recommend.render_shop_sms(cfg, long, "139****0001", "网点", message)
+    assert [c.code for c in kept] == [A1, A2, A3] and template == "agent-shop-list"
+    assert 3 < len(sms.parts) <= message.max_parts
+    template, sms, kept = recommend.render_shop_sms(cfg, long, "139****0001", "网点",
+                                                    message.model_copy(update={"max_parts": 3}))
+    assert [c.code for c in kept] == [A1, A2] and len(sms.parts) <= 3
+    assert "1.【测试活动1141-011】" in sms.text and "2.【测试活动1141-012】" in sms.text and "3." not in sms.text
+    template, sms, kept = recommend.render_shop_sms(cfg, long, "139****0001", "网点",
+                                                    message.model_copy(update={"max_parts": 2}))
+    assert [c.code for c in kept] == [A1] and template == long[0].agent_sms     # the single product's own text
