@@ -122,6 +122,12 @@ def load_agent_config(path: Path | None = None, library=None) -> AgentChannelCon
         raise config.ConfigError([(str(path), None, "", "file not found")])
     data, index = config.parse_yaml(path)
     cfg = config.validate(AgentChannelConfig, data, path, index)
+    from qz_outbound import TEMPLATE_DIR
+
+    if not (TEMPLATE_DIR / "sms" / f"{cfg.recommendation.shop_list_template}.j2").exists():
+        raise config.ConfigError([(str(path), config._nearest_line(index, ("recommendation", "shop_list_template")),
+                                   "recommendation.shop_list_template",
+                                   f"no template include/templates/sms/{cfg.recommendation.shop_list_template}.j2")])
     steering = cfg.recommendation.grade_steering.items()
     if any(s.campaigns for _, s in steering):
         if library is None:

@@ -302,6 +302,11 @@ def test_grade_steering_mistakes_are_named_with_file_line_and_field(tmp_path):
     path.write_text(base.replace("max_products: 3", "max_products: 0"), encoding="utf-8")
     with pytest.raises(config.ConfigError, match="recommendation.max_products"):
         load_agent_config(path, library=lib)
+    path.write_text(base.replace("shop_list_template: agent-shop-list", "shop_list_template: agent-shop-lst"),
+                    encoding="utf-8")
+    line = base.splitlines().index("  shop_list_template: agent-shop-list") + 1
+    with pytest.raises(config.ConfigError, match=f":{line}: recommendation.shop_list_template: no template"):
+        load_agent_config(path, library=lib)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
