@@ -5,10 +5,11 @@
   (insert-on-conflict on ``event_id``: reading an event again changes nothing);
 * :func:`recommend_batch` — only while SMS may be sent — claims a batch of pending events
   (``include/sql/agent_claim.sql``), decides all of them in one statement
-  (``include/sql/agent_decide.sql``: the offer, then the contact policy), records each
-  recommendation in ``mkt_contact`` (channel ``agent``, with ``agent_id``) and queues two SMS in
-  the daily cycle's outbox: the shop owner's (the customer's number masked, the product, one line
-  of pitch) and the customer's (the offer). Claim, decision, contacts and SMS commit together, so a
+  (``include/sql/agent_decide.sql``: the contact policy, then up to ``max_products`` eligible agent
+  products, best first), records each recommendation as one ``mkt_contact`` (channel ``agent``,
+  with ``agent_id``, the first product) and its listed products in ``mkt_agent_offer``, and queues
+  two SMS in the daily cycle's outbox: the shop owner's (the customer's number masked, the
+  products in order, one line of pitch each) and the customer's (the first product's offer). Claim, decision, contacts and SMS commit together, so a
   failed or overlapping run can neither lose an event nor decide it twice;
 * :func:`send_agent_sms` sends them with the daily cycle's SMPP sender, on the outbox's ``agent``
   lane (its own sender lease, so a county's long daily batch never holds a top-up back; the rate
@@ -34,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from qz_outbound import clock, db
-from qz_outbound.agent.schema import mkt_agent_event, mkt_personal_data
+from qz_outbound.agent.schema import mkt_agent_event, mkt_agent_offer, mkt_personal_data
 from qz_outbound.agent.settings import AgentChannelConfig, load_agent_config
 from qz_outbound.campaigns import Campaign
 from qz_outbound.schema import mkt_contact
@@ -138,16 +139,61 @@ def agent_campaigns(library: list[Campaign], day: dt.date) -> list[AgentCampaign
     return out
 
 
-def decision_params(conn: Connection, now: dt.datetime, policy: ContactPolicy, cfg: AgentChannelConfig) -> dict:
-    today = now.date()
-    latest = conn.execute(sa.text("select max(cycle_date) from mkt_target where cycle_date <= :d").bindparams(
+def _latest(conn: Connection, table: str, today: dt.date) -> dt.date:
+    latest = conn.execute(sa.text(f"select max(cycle_date) from {table} where cycle_date <= :d").bindparams(
         sa.bindparam("d", type_=sa.Date)), {"d": today}).scalar()
     if isinstance(latest, str):
         latest = dt.date.fromisoformat(latest)
-    latest = latest or dt.date(1900, 1, 1)       # no cycle yet: no current offers, no staged exclusions
+    return latest or dt.date(1900, 1, 1)
+
+
+def decision_params(conn: Connection, now: dt.datetime, policy: ContactPolicy, cfg: AgentChannelConfig) -> dict:
+    today = now.date()
+    latest = _latest(conn, "mkt_target", today)     # no cycle yet: no current offers, no staged exclusions
     # the daily cycle's rules and dates; today's contacts (the cycle's SMS and calls) count too
     return {**contact_policy_binds(today, policy, cycle=latest, today_counts=True),
-            "valid_since": _local(now - dt.timedelta(hours=cfg.recommendation.offer_validity_hours))}
+            "valid_since": _local(now - dt.timedelta(hours=cfg.recommendation.offer_validity_hours)),
+            "ev_cycle": _latest(conn, "mkt_offer_value", today).isoformat(),   # the measured values in force
+            "grade_month": today.replace(day=1).isoformat()}
+
+
+def decision_context(cfg: AgentChannelConfig, budget_cfg) -> dict:
+    """The decision's configuration as template context: how many products, the outlet grades'
+    steering, the monthly budgets (qz_outbound/budgets.py)."""
+    rec = cfg.recommendation
+    steering = [{"grade": grade, "max_products": min(steer.max_products or rec.max_products, rec.max_products),
+                 "campaigns": steer.campaigns} for grade, steer in rec.grade_steering.items()]
+    budgets = [{"code": code, "county": "", "yuan": float(b.monthly_yuan)} for code, b in budget_cfg.campaigns.items()]
+    budgets += [{"code": code, "county": county, "yuan": float(yuan)}
+                for code, b in budget_cfg.campaigns.items() for county, yuan in b.counties.items()]
+    return {"max_products": rec.max_products, "steering": steering, "budgets": budgets}
+
+
+def render_shop_sms(cfg: AgentChannelConfig, campaigns_listed: list[Campaign], masked: str, outlet_name: str,
+                    message_cfg):
+    """The shop owner's SMS for the listed products (best first) and its template. One product: the
+    campaign's own ``agent_sms`` (the text of a single recommendation). Several: the list template;
+    when the list would need more SMS parts than allowed, the last products are dropped until it
+    fits (the first is always kept). Returns (template, sms, campaigns actually listed)."""
+    listed = list(campaigns_listed)
+    while True:
+        if len(listed) == 1:
+            first = listed[0]
+            template = first.agent_sms or SHOP_TEMPLATE_FALLBACK
+            return template, render_sms(template, {
+                "masked_msisdn": masked, "offer_name": first.name, "offer": first.offer,
+                "product_code": first.product_code, "pitch": first.agent_pitch, "outlet_name": outlet_name},
+                message_cfg), listed
+        template = cfg.recommendation.shop_list_template
+        try:
+            return template, render_sms(template, {
+                "masked_msisdn": masked, "outlet_name": outlet_name,
+                "products": [{"offer_name": c.name, "offer": c.offer, "product_code": c.product_code,
+                              "pitch": c.agent_pitch} for c in listed]}, message_cfg), listed
+        except RenderError as exc:
+            if "SMS parts" not in exc.reason:
+                raise
+            listed = listed[:-1]
 
 
 def _outbox_rows(message_id: str, day: dt.date, msisdn: str, campaign_code: str, template: str, sms, now):
@@ -162,18 +208,23 @@ def _outbox_rows(message_id: str, day: dt.date, msisdn: str, campaign_code: str,
 
 
 def recommend_batch(marketing: Engine, library: list[Campaign], *, cfg: AgentChannelConfig | None = None,
-                    policy: ContactPolicy | None = None, sms_config: SmsConfig | None = None) -> dict:
+                    policy: ContactPolicy | None = None, sms_config: SmsConfig | None = None,
+                    budget_cfg=None) -> dict:
     """Claim, decide, record and queue one batch of pending events; returns counts per outcome.
 
     Outside the sending window nothing is claimed (``{"window_closed": 1}``): a top-up at night
     waits and is decided in the morning, when its offer may have expired (outcome ``expired``).
     """
-    cfg = cfg or load_agent_config()
+    cfg = cfg or load_agent_config(library=library)
     policy = policy or load_policy()
     sms_config = sms_config or load_sms_config()
     now = clock.now()
     if not window.is_open(sms_config.sending_hours, now):
         return {"window_closed": 1}
+    if budget_cfg is None:
+        from qz_outbound.budgets import load_budgets
+
+        budget_cfg = load_budgets(library=library)
     today = now.date()
     campaigns_sql = agent_campaigns(library, today)
     by_code = {c.code: c for c in library}
@@ -186,28 +237,34 @@ def recommend_batch(marketing: Engine, library: list[Campaign], *, cfg: AgentCha
         if not claimed:
             return {}
         params = {**decision_params(conn, now, policy, cfg), "token": token}
-        decided = conn.execute(sa.text(db.render_sql("agent_decide.sql", dialect, agent_campaigns=campaigns_sql,
-                                                     policy=policy)), params).mappings().all()
+        decided_rows = conn.execute(sa.text(db.render_sql(
+            "agent_decide.sql", dialect, agent_campaigns=campaigns_sql, policy=policy,
+            **decision_context(cfg, budget_cfg))), params).mappings().all()
+        decided, listed_of = [], {}       # one row per event; the listed products per recommended event
+        for r in decided_rows:
+            if r["event_id"] not in listed_of:
+                decided.append(r)
+                listed_of[r["event_id"]] = []
+            if r["outcome"] == RECOMMENDED:
+                listed_of[r["event_id"]].append((r["campaign_code"], r["expected_value"]))
         personal = _personal_fields(conn, [r for r in decided if r["outcome"] == RECOMMENDED], by_code)
 
-        contacts, messages, event_rows = [], [], {}
+        contacts, messages, event_rows, offers = [], [], {}, {}
         for r in decided:
             event_rows[r["event_id"]] = dict(b_id=r["event_id"], b_outcome=r["outcome"], b_campaign=r["campaign_code"],
                                              b_product=r["product_code"], b_contact=None)
             if r["outcome"] != RECOMMENDED:
                 continue
-            campaign = by_code[r["campaign_code"]]
+            campaign = by_code[r["campaign_code"]]      # the first listed: the customer's SMS
             fields = personal.get((campaign.code, r["msisdn"]), {})
             try:
                 customer_template = campaign.customer_agent_template
-                shop_template = campaign.agent_sms or SHOP_TEMPLATE_FALLBACK
                 customer_sms = render_sms(customer_template, {
                     "offer": campaign.offer, "campaign_name": campaign.name, "outlet_name": r["outlet_name"],
                     "customer_name": r["customer_name"] or "客户", "personal": fields}, sms_config.message)
-                shop_sms = render_sms(shop_template, {
-                    "masked_msisdn": mask(r["msisdn"]), "offer_name": campaign.name, "offer": campaign.offer,
-                    "product_code": campaign.product_code, "pitch": campaign.agent_pitch,
-                    "outlet_name": r["outlet_name"]}, sms_config.message)
+                shop_template, shop_sms, listed = render_shop_sms(
+                    cfg, [by_code[code] for code, _ in listed_of[r["event_id"]]], mask(r["msisdn"]),
+                    r["outlet_name"], sms_config.message)
             except RenderError as exc:
                 log.warning("agent SMS for %s (campaign %s) not rendered: %s", mask(r["msisdn"]), campaign.code,
                             exc.reason)
@@ -218,6 +275,10 @@ def recommend_batch(marketing: Engine, library: list[Campaign], *, cfg: AgentCha
                                  campaign_code=campaign.code, product_code=campaign.product_code, variant=None,
                                  channel="agent", segment_code=r["segment_code"], status=QUEUED, created_at=now,
                                  agent_id=r["agent_id"]))
+            values = dict(listed_of[r["event_id"]])
+            offers[cid] = [dict(contact_id=cid, product_rank=rank, campaign_code=c.code, product_code=c.product_code,
+                                expected_value=None if values.get(c.code) is None else float(values[c.code]))
+                           for rank, c in enumerate(listed, start=1)]
             messages.append((r["event_id"], cid, (r["msisdn"], customer_template, customer_sms),
                              (r["agent_msisdn"], shop_template, shop_sms), campaign.code))
 
@@ -228,12 +289,13 @@ def recommend_batch(marketing: Engine, library: list[Campaign], *, cfg: AgentCha
             ids = [c["contact_id"] for c in contacts]
             landed = set(conn.scalars(sa.select(mkt_contact.c.contact_id).where(
                 mkt_contact.c.contact_id.in_(ids))))   # ids come from claimed events: present means ours
-        outbox, parts = [], []
+        outbox, parts, offer_rows = [], [], []
         for event_id, cid, customer, shop, code in messages:
             if cid not in landed:       # another run recommended to this customer today, a moment earlier
                 event_rows[event_id]["b_outcome"] = "duplicate_customer"
                 continue
             event_rows[event_id]["b_contact"] = cid
+            offer_rows += offers[cid]
             for message_id, (number, template, sms) in ((cid, customer), (shop_message_id(cid), shop)):
                 # a 16-bit concatenation reference of its own: a shop owner gets many long SMS a day
                 sms = with_reference(sms, message_id, sms_config.message.max_parts)
@@ -243,6 +305,8 @@ def recommend_batch(marketing: Engine, library: list[Campaign], *, cfg: AgentCha
         if outbox:
             conn.execute(sms_outbox.insert(), outbox)
             conn.execute(sms_part.insert(), parts)
+        if offer_rows:
+            conn.execute(mkt_agent_offer.insert(), offer_rows)
         conn.execute(
             mkt_agent_event.update().where(mkt_agent_event.c.event_id == sa.bindparam("b_id"))
             .values(state=DONE, decided_at=now, outcome=sa.bindparam("b_outcome"),
@@ -271,6 +335,10 @@ def _personal_fields(conn: Connection, rows, by_code: dict[str, Campaign]) -> di
 
 def recommend_pending(marketing: Engine, library: list[Campaign], **kwargs) -> dict:
     """Batches until nothing pending can be claimed; counts per outcome."""
+    if kwargs.get("budget_cfg") is None:
+        from qz_outbound.budgets import load_budgets
+
+        kwargs["budget_cfg"] = load_budgets(library=library)
     total: Counter = Counter()
     while True:
         counts = recommend_batch(marketing, library, **kwargs)

@@ -7,6 +7,9 @@
     (docs/agent-channel.md lists them). Nothing is dropped: every event read stays here.
 ``mkt_personal_data``
     个性数据导入: per campaign and customer, the fields that fill the campaign's texts.
+``mkt_agent_offer``
+    the products one recommendation listed (key ``contact_id`` x ``product_rank``, rank 1 is the
+    one the customer's SMS carries and ``mkt_contact`` names): commission pays an order of any of them.
 ``stg_agent_order``, ``mkt_agent_commission``
     a settlement month's orders, and the conversions paid (key ``order_id``; a contact is paid once).
 ``mkt_agent_grade``
@@ -63,6 +66,16 @@ mkt_personal_data = sa.Table(
     sa.Column("row_no", sa.Integer, nullable=False),
     sa.Column("imported_at", _TS, nullable=False),
 )
+
+mkt_agent_offer = sa.Table(
+    "mkt_agent_offer", metadata,
+    sa.Column("contact_id", sa.String(32), primary_key=True),   # the recommendation (mkt_contact, channel agent)
+    sa.Column("product_rank", sa.SmallInteger, primary_key=True),   # 1 = first pitched, the customer's SMS
+    sa.Column("campaign_code", sa.String(16), nullable=False),
+    sa.Column("product_code", sa.String(32), nullable=False),
+    sa.Column("expected_value", sa.Float),                      # yuan per offer (mkt_offer_value); null: none measured
+)
+sa.Index("ix_mkt_agent_offer_product", mkt_agent_offer.c.product_code, mkt_agent_offer.c.contact_id)
 
 stg_agent_order = sa.Table(
     "stg_agent_order", metadata,

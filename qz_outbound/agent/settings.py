@@ -10,11 +10,40 @@ from pydantic import Field, model_validator
 from qz_outbound import config
 
 
+GRADES = ("A", "B", "C", "D")
+MAX_PRODUCTS = 5          # more would not fit the shop owner's SMS (sms.yaml max_parts)
+
+
+class GradeSteer(config.StrictModel):
+    """What a shop of one outlet grade is given: at most ``max_products`` products, and only the
+    listed ``campaigns`` (absent: every agent campaign)."""
+    max_products: int | None = Field(default=None, ge=1, le=MAX_PRODUCTS)
+    campaigns: list[str] | None = Field(default=None, min_length=1)
+
+
+class GradeSteering(config.StrictModel):
+    A: GradeSteer | None = None
+    B: GradeSteer | None = None
+    C: GradeSteer | None = None
+    D: GradeSteer | None = None
+
+    def items(self) -> list[tuple[str, GradeSteer]]:
+        return [(g, getattr(self, g)) for g in GRADES if getattr(self, g) is not None]
+
+
 class Recommendation(config.StrictModel):
     offer_validity_hours: float = Field(gt=0, le=72)
     late_arrival_minutes: int = Field(ge=0, le=24 * 60)
     first_read_hours: float = Field(gt=0, le=24 * 14)
     batch_size: int = Field(ge=1, le=50_000)
+    # the products the shop owner's SMS lists at most (best expected value first; the customer's SMS
+    # carries the first)
+    max_products: int = Field(default=3, ge=1, le=MAX_PRODUCTS)
+    # the template of the shop owner's SMS when it lists more than one product
+    shop_list_template: str = "agent-shop-list"
+    # per outlet grade (mkt_agent_grade, the shop's latest graded month): fewer products, or only some
+    # campaigns; an ungraded shop, or a grade not listed, gets max_products of every agent campaign
+    grade_steering: GradeSteering = Field(default_factory=GradeSteering)
 
 
 class Commission(config.StrictModel):
@@ -85,5 +114,35 @@ class AgentChannelConfig(config.StrictModel):
     grading: Grading
 
 
-def load_agent_config(path: Path | None = None) -> AgentChannelConfig:
-    return config.load(AgentChannelConfig, path or config.config_path("agent_channel.yaml"))
+def load_agent_config(path: Path | None = None, library=None) -> AgentChannelConfig:
+    """config/agent_channel.yaml, checked; the grade steering's campaign codes must be agent campaigns
+    of the library (``file:line: field: message`` for each mistake)."""
+    path = Path(path or config.config_path("agent_channel.yaml"))
+    if not path.exists():
+        raise config.ConfigError([(str(path), None, "", "file not found")])
+    data, index = config.parse_yaml(path)
+    cfg = config.validate(AgentChannelConfig, data, path, index)
+    from qz_outbound import TEMPLATE_DIR
+
+    if not (TEMPLATE_DIR / "sms" / f"{cfg.recommendation.shop_list_template}.j2").exists():
+        raise config.ConfigError([(str(path), config._nearest_line(index, ("recommendation", "shop_list_template")),
+                                   "recommendation.shop_list_template",
+                                   f"no template include/templates/sms/{cfg.recommendation.shop_list_template}.j2")])
+    steering = cfg.recommendation.grade_steering.items()
+    if any(s.campaigns for _, s in steering):
+        if library is None:
+            from qz_outbound import campaigns
+
+            library = campaigns.load_library()
+        agent_codes = {c.code for c in library if "agent" in c.channels}
+        problems = []
+        for grade, steer in steering:
+            for i, code in enumerate(steer.campaigns or []):
+                if code not in agent_codes:
+                    loc = ("recommendation", "grade_steering", grade, "campaigns", i)
+                    problems.append((str(path), config._nearest_line(index, loc),
+                                     f"recommendation.grade_steering.{grade}.campaigns.{i}",
+                                     f"{code!r} is not an agent-channel campaign of config/campaigns/"))
+        if problems:
+            raise config.ConfigError(problems)
+    return cfg

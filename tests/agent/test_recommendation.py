@@ -94,8 +94,11 @@ def test_stream_of_topups(targeted, smsc):
     assert set(by_number) == {buyer, twice, shop["agent_msisdn"], other_shop["agent_msisdn"]}
     assert all(len(texts) == 1 for texts in by_number.values())
     shop_text = by_number[shop["agent_msisdn"]][0]
-    assert shop_text == (f"【泉州移动】{shop['outlet_name']}店主您好：刚充值的客户{mask(buyer)}可推荐【流量加油包升级10GB】。"
-                         "充50得10GB，刷视频不心疼。回复TD退订")
+    # several products (docs/agent-channel.md "Several products"): the current offer first, then the agent
+    # campaign whose rules select the buyer too (the personal-import campaign has no import: not listed)
+    assert shop_text == (f"【泉州移动】{shop['outlet_name']}店主您好：刚充值的客户{mask(buyer)}可依次推荐："
+                         "1.【流量加油包升级10GB】充50得10GB，刷视频不心疼；2.【代理点充值享流量优惠】加10元多5GB，性价比高。"
+                         "回复TD退订")
     assert buyer not in shop_text                                           # the shop sees a masked number only
     assert by_number[buyer][0] == (f"【泉州移动】感谢您在{shop['outlet_name']}充值！预存50元得10GB国内流量，当月有效，"
                                    "回复1立即办理，或到店咨询。回复TD退订")
@@ -188,12 +191,22 @@ def test_exactly_once_when_runs_overlap(targeted, smsc):
 
 
 
+def listed(engine, event_id: str) -> list[str]:
+    """The campaigns a recommendation listed, in order (mkt_agent_offer)."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(
+            "select o.campaign_code from mkt_agent_offer as o join mkt_agent_event as e on e.contact_id = o.contact_id "
+            "where e.event_id = :e order by o.product_rank"), {"e": event_id}).scalars())
+
+
 def test_no_recommendation_for_a_campaign_validation_held_back(targeted, smsc):
-    """A campaign held back by the day's validation (mkt_target_hold) is not offered at the shop either."""
+    """A campaign held back by the day's validation (mkt_target_hold) is not offered at the shop either:
+    alone it leaves nothing to recommend; beside another agent campaign, only the other is listed."""
     engine, library = targeted
+    only_held = [c for c in library if c.code not in ("1214-014", "3141-015")]
     with engine.begin() as conn:
         conn.exec_driver_sql("delete from recharge_event")
-    buyer, other = offered(engine, "1114-007", 2)
+    buyer, second, other = offered(engine, "1114-007", 3)
     shop, = shops(engine, 1)
     with engine.begin() as conn:
         conn.execute(sa.insert(schema.mkt_target_hold), [{
@@ -201,11 +214,15 @@ def test_no_recommendation_for_a_campaign_validation_held_back(targeted, smsc):
             "held_at": clock.now()}])
     clock.set_now(dt.datetime(2026, 11, 23, 19, 0))
     topup(engine, "H1", buyer, shop["agent_id"], dt.datetime(2026, 11, 23, 18, 58))
-    counts = serve_once(engine, library, smsc, agent_config())
+    counts = serve_once(engine, only_held, smsc, agent_config())
     assert outcomes(engine) == {"H1": ("done", "campaign_held")}
     assert counts.get("sms_submitted", 0) == 0 and not smsc.handset_messages()
+    topup(engine, "H3", second, shop["agent_id"], dt.datetime(2026, 11, 23, 18, 58))
+    serve_once(engine, library, smsc, agent_config())
+    assert outcomes(engine)["H3"] == ("done", "recommended") and listed(engine, "H3") == ["1214-014"]
     with engine.begin() as conn:   # the hold lifted (a passing re-audit): the next top-up is recommended
         conn.exec_driver_sql("delete from mkt_target_hold")
     topup(engine, "H2", other, shop["agent_id"], dt.datetime(2026, 11, 23, 18, 59))
     serve_once(engine, library, smsc, agent_config())
     assert outcomes(engine)["H2"] == ("done", "recommended")
+    assert listed(engine, "H2") == ["1114-007", "1214-014"]     # the current offer first
