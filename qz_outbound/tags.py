@@ -160,6 +160,10 @@ def refresh_customer_tags(marketing: Engine, cycle_date: dt.date, cfg: TagsConfi
         else:
             conn.exec_driver_sql(f"create temporary table {_TMP} (msisdn varchar(11), tag varchar(32), "
                                  "evidence_count integer, last_evidence date)")
+        # the statements below look each row up by (msisdn, tag): without the index, a nested scan
+        conn.exec_driver_sql(f"create index ix_{_TMP} on {_TMP} (msisdn, tag)")
+        if dialect == "postgresql":
+            conn.exec_driver_sql(f"analyze {_TMP}")
         removed = conn.execute(sa.text(
             f"delete from mkt_customer_tag where not exists (select 1 from {_TMP} where {match})")).rowcount
         kept = conn.execute(sa.text(
