@@ -9,6 +9,7 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | segment_customers | segments every customer in the data mart into `mkt_segment_snapshot` | `include/sql/segment_customers.sql` |
 | distribution_report | HQ's distribution of types × tiers / market / county, bundling rate, change from the previous cycle | `var/output/reports/<date>/` |
 | stage_extracts | copies DND, recent complaints, holdings and bundle end dates from the data mart | `include/sql/stage_*.sql` |
+| refresh_customer_tags | the customer tags (responds to data offers, refuses calls, converts by agent shop, ...) from the contact history, as of the cycle; tags whose evidence aged out are removed; campaigns target them | `config/tags.yaml`, `include/sql/customer_tags.sql` ─▶ `mkt_customer_tag` |
 | build_target_list | targeting + arbitration: one offer per customer, contact policy, control groups, A/B variants | `include/sql/target_list.sql` |
 | coverage_report | share of contactable customers with an offer, per county and type; the gap list (who has none and why); HQ alerted below `config/coverage.yaml`'s threshold | `coverage.csv`, `coverage_gaps.csv` |
 | validate_target_list | Great Expectations audit of the list; a check about the whole list stops every county (nothing is published), a check about one campaign holds back that campaign only (`mkt_target_hold`, HQ alerted) | `target_validation.html` |
@@ -91,8 +92,18 @@ def outbound_daily():
         return targeting.stage_extracts(engine_for(DATAMART), engine_for(MARKETING_DB),
                                         clock.cycle_date_of(logical_date))
 
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
+    def refresh_customer_tags(_config: dict, logical_date=None) -> dict:
+        """Customer tags (config/tags.yaml) as of the cycle, from the contact history: the target
+        list reads them (target.tags_any / tags_none), so they are refreshed before it. Counts only."""
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import clock, tags
+
+        return tags.refresh_customer_tags(engine_for(MARKETING_DB), clock.cycle_date_of(logical_date))
+
     @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=30))
-    def build_target_list(segmented: dict, _staged: dict) -> dict:
+    def build_target_list(segmented: dict, _staged: dict, _tagged: dict) -> dict:
         from qz_db_hook import MARKETING_DB, engine_for
 
         from qz_outbound import campaigns, targeting
@@ -238,7 +249,7 @@ def outbound_daily():
     data_retention(config)
     segmented = segment_customers(config)
     distribution_report(segmented)
-    targets = build_target_list(segmented, stage_extracts(config))
+    targets = build_target_list(segmented, stage_extracts(config), refresh_customer_tags(config))
     coverage_report(targets)
     county_codes = apply_budgets(targets, validate_target_list(targets))
     published = publish_county.partial(targets=targets).expand(county_code=county_codes)

@@ -70,6 +70,9 @@ class Target(config.StrictModel):
     terminal_types: list[Literal[TERMINAL_TYPES]] | None = Field(default=None, min_length=1)  # subscriber.terminal_type
     sms_count: TierRange | None = None        # SMS sent in M0 (the plan's dimension 40), a count, not a tier
     sql: str | None = None                    # include/sql/campaign_rules/<file>.sql: extra rule (msisdn list)
+    # customer tags (config/tags.yaml codes, docs/learning.md): holds at least one of / none of these
+    tags_any: list[str] | None = Field(default=None, min_length=1)
+    tags_none: list[str] | None = Field(default=None, min_length=1)
 
     @field_validator("stability_types")
     @classmethod
@@ -273,6 +276,7 @@ def load_library(directory: Path | None = None) -> list[Campaign]:
     for dup in sorted({c for c in codes if codes.count(c) > 1}):
         problems.append((str(directory), None, "code", f"campaign {dup} defined twice"))
     problems += _shared_products(campaigns, lines)
+    problems += _unknown_tags(campaigns, directory)
     if problems:
         raise config.ConfigError(problems)
     return sorted(campaigns, key=lambda c: (c.priority, c.code))
@@ -294,4 +298,39 @@ def _shared_products(campaigns: list[Campaign], lines: dict[str, tuple[str, int 
                 problems.append((file, line, "product_code",
                                  f"product {product} is also the product of campaign {others}: "
                                  "each offer needs its own product code"))
+    return problems
+
+
+def _unknown_tags(campaigns: list[Campaign], directory: Path) -> list[tuple[str, int | None, str, str]]:
+    """A campaign's ``target.tags_any`` / ``tags_none`` name tags of config/tags.yaml (a typo would
+    silently target nobody, or exclude nobody); the agent lane's ``agent_rules`` does not read tags
+    (agent_decide.sql), so tags there are refused rather than ignored. tags.yaml's own mistakes are
+    its loader's to report."""
+    used = [(c, part, field) for c in campaigns for part in ("target", "agent_rules")
+            for field in ("tags_any", "tags_none")
+            if getattr(c, part) is not None and getattr(getattr(c, part), field)]
+    if not used:
+        return []
+    from qz_outbound import tags
+
+    try:
+        known = tags.load_tags().codes()
+    except config.ConfigError:
+        known = None
+    problems = []
+    for c, part, field in used:
+        path = directory / f"{c.code}.yaml"
+        _data, index = config.parse_yaml(path)
+        if part == "agent_rules":
+            problems.append((str(path), index.get((part, field)), f"{part}.{field}",
+                             "the agent lane does not target by customer tags; use target.tags_any / tags_none"))
+            continue
+        for i, code in enumerate(getattr(c.target, field)):
+            line = index.get((part, field, i)) or index.get((part, field))
+            if known is None:
+                problems.append((str(path), line, f"{part}.{field}.{i}",
+                                 f"tag {code!r}: config/tags.yaml cannot be read (see its own errors)"))
+            elif code not in known:
+                problems.append((str(path), line, f"{part}.{field}.{i}",
+                                 f"unknown tag {code!r}; known (config/tags.yaml): {', '.join(sorted(known))}"))
     return problems

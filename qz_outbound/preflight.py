@@ -61,7 +61,7 @@ class Connection:
 
 def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
     """Every file HQ edits, with its loader (each raises ConfigError with file and line)."""
-    from qz_outbound import budgets, campaigns, counties, coverage, economics, kpi, outcomes, segmentation, targeting, validation
+    from qz_outbound import budgets, campaigns, counties, coverage, economics, kpi, outcomes, segmentation, tags, targeting, validation
     from qz_outbound.agent.settings import load_agent_config
     from qz_outbound.portal.access import load_portal_config
     from qz_outbound.sms.settings import load_sms_config
@@ -69,6 +69,7 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
     return [
         ("segmentation.yaml", segmentation.load_config),
         ("campaigns/", campaigns.load_library),
+        ("tags.yaml", tags.load_tags),
         ("contact_policy.yaml", targeting.load_policy),
         ("channels.yaml", targeting.load_channels),
         ("coverage.yaml", coverage.load_coverage_config),

@@ -338,6 +338,23 @@ mkt_budget_alert = sa.Table(
 )
 
 
+# Customer tags (docs/learning.md "Customer tags"): demand, preference and promotion tags derived
+# from the contact history by config/tags.yaml's rules (include/sql/customer_tags.sql), refreshed by
+# every cycle before its target list (outbound_daily refresh_customer_tags): a re-run gives the same
+# rows, a tag whose evidence aged out is removed. first_tagged: the cycle that first gave the tag
+# (kept while it holds); last_evidence: the cycle of the latest contact that is evidence for it.
+mkt_customer_tag = sa.Table(
+    "mkt_customer_tag",
+    metadata,
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("tag", sa.String(32), primary_key=True),
+    sa.Column("first_tagged", sa.Date, nullable=False),
+    sa.Column("last_evidence", sa.Date, nullable=False),
+    sa.Column("evidence_count", sa.Integer, nullable=False),
+    sa.Column("updated_cycle", sa.Date, nullable=False),
+)
+
+
 def ensure_schema(engine: Engine) -> None:
     """Bring ``engine``'s database to the head revision (``qz-outbound db upgrade``).
 

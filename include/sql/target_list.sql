@@ -109,6 +109,18 @@ candidate as (
           {%- if k.target.terminal_types %}
           and s.terminal_type in ({% for t in k.target.terminal_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %})
           {%- endif %}
+          {%- if k.target.tags_any %}
+          and exists (   -- customer tags (config/tags.yaml), refreshed before the list
+              select 1 from mkt_customer_tag as tg
+              where tg.msisdn = s.msisdn
+                and tg.tag in ({% for t in k.target.tags_any %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}))
+          {%- endif %}
+          {%- if k.target.tags_none %}
+          and not exists (
+              select 1 from mkt_customer_tag as tn
+              where tn.msisdn = s.msisdn
+                and tn.tag in ({% for t in k.target.tags_none %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}))
+          {%- endif %}
           {%- if k.target.sms_count %}{% set r = k.target.sms_count %}
           {%- if r.min is not none %} and coalesce(s.sms_m0, 0) >= {{ r.min }}{% endif %}
           {%- if r.max is not none %} and coalesce(s.sms_m0, 0) <= {{ r.max }}{% endif %}

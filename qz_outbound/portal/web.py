@@ -256,7 +256,7 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
 
     @app.get("/hq/trajectory", response_class=HTMLResponse)
     def trajectory_lookup(request: Request, msisdn: str = "", v: Viewer = Depends(viewer)):
-        """营销轨迹 of one customer (HQ only): every offer made, uptake, bills before and after."""
+        """营销轨迹 of one customer (HQ only): the customer's tags, every offer made, uptake, bills before and after."""
         from qz_outbound import outcomes
         from qz_outbound.phone import is_mobile, mask
 
@@ -264,15 +264,18 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
             audit(v.name, "denied", v.county, "trajectory", None)
             raise HTTPException(403, "营销轨迹查询仅对市公司开放")
         number = msisdn.strip()
-        rows, error = [], None
+        rows, tag_rows, error = [], [], None
         if number and not is_mobile(number):
             error = "请输入 11 位手机号码"
         elif number:
+            from qz_outbound import tags
+
             today = clock.today()
             frame = outcomes.trajectory(engine(), today - dt.timedelta(days=TRAJECTORY_DAYS), today, msisdn=number)
             rows = frame.to_dict("records")
+            tag_rows = tags.customer_tags(engine(), number)   # 客户标签 (config/tags.yaml names)
             audit(v.name, "trajectory", None, mask(number), len(rows))
-        return page(request, "trajectory.html", viewer=v, msisdn=number, rows=rows, error=error,
+        return page(request, "trajectory.html", viewer=v, msisdn=number, rows=rows, tags=tag_rows, error=error,
                     names=county_names(), days=TRAJECTORY_DAYS,
                     isnan=outcomes.is_missing)
 
