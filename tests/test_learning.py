@@ -1,0 +1,225 @@
+"""Offer values and the value-based arbitration (docs/learning.md): the cells and their shrinkage,
+the value of a conversion, pinning, the modes, exploration's propensities, allow_learned and re-runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from qz_outbound import config, db, schema
+from qz_outbound.learning import values
+from qz_outbound.learning.values import LearningConfig
+
+import learning_sim as ls
+from test_contact_policy import campaign
+
+D = dt.date(2026, 11, 20)
+CFG = LearningConfig(prior_strength=100, prior_uplift=0.02, default_value_per_conversion=40.0,
+                     value_per_conversion={"1141-003": 55.0})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def mk(request, tmp_path, pg_database_factory):
+    if request.param == "sqlite":
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'mk.db'}")
+    else:
+        engine = db.make_engine(pg_database_factory("qz_learn_mk"))
+    schema.ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def _history(mk, code, stability_type, tier, contacted, conv_t, control, conv_c, start=0):
+    """Contacts of ``code`` in one cell on D - 3, with their snapshot rows (first attempts)."""
+    day = D - dt.timedelta(days=3)
+    rows, snap = [], []
+    for i in range(contacted + control):
+        m = f"13{start + i:09d}"
+        treated = i < contacted
+        conv = (i < conv_t) if treated else (i - contacted < conv_c)
+        rows.append({"contact_id": f"C{day:%Y%m%d}-{m}", "cycle_date": day, "msisdn": m, "county_code": "350582",
+                     "campaign_code": code, "product_code": "X", "variant": None,
+                     "channel": "sms" if treated else "control", "segment_code": "x", "status": "delivered",
+                     "created_at": dt.datetime(2026, 11, 17, 9, tzinfo=dt.timezone.utc),
+                     "converted_at": dt.datetime(2026, 11, 18, 9, tzinfo=dt.timezone.utc) if conv else None})
+        snap.append({"cycle_date": day, "msisdn": m, "county_code": "350582", "stability_type": stability_type,
+                     "spend_tier": tier, "voice_tier": 5, "data_tier": 5, "tenure_tier": 7, "market_segment": None,
+                     "segment_code": "x", "status": "active", "tenure_months": 60, "spend_m0": 1.0, "voice_m0": 1.0,
+                     "data_m0": 1.0, "open_date": dt.date(2019, 1, 1)})
+    with mk.begin() as conn:
+        if mk.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"create table if not exists {db.partition_name('mkt_segment_snapshot', day)} "
+                                 f"partition of mkt_segment_snapshot for values in ('{day.isoformat()}')")
+        conn.execute(schema.mkt_contact.insert(), rows)
+        conn.execute(schema.mkt_segment_snapshot.insert(), snap)
+
+
+def _values(mk, day=D) -> pd.DataFrame:
+    t = schema.mkt_offer_value
+    with mk.connect() as conn:
+        frame = pd.read_sql(sa.select(t).where(t.c.cycle_date == day), conn)
+    return frame.set_index(["campaign_code", "stability_type", "spend_tier"])
+
+
+LIB = [campaign("1141-001", "P1", priority=1), campaign("1141-002", "P2", priority=2),
+       campaign("1141-003", "P3", priority=3)]
+
+
+def test_cells_are_shrunk_toward_their_campaign(mk):
+    _history(mk, "1141-001", "41", 5, contacted=3000, conv_t=450, control=3000, conv_c=60)     # rich: 0.15 - 0.02
+    _history(mk, "1141-001", "21", 5, contacted=10, conv_t=5, control=10, conv_c=0, start=10000)  # thin: 0.5 raw
+    out = values.compute_offer_values(mk, D, LIB, CFG)
+    assert out["cells"] == 2 and out["offers_measured"] == 3010
+    v = _values(mk)
+    rich, thin, own = v.loc[("1141-001", "41", 5)], v.loc[("1141-001", "21", 5)], v.loc[("1141-001", "*", 0)]
+    assert rich.uplift_raw == pytest.approx(0.13)
+    assert abs(rich.uplift - rich.uplift_raw) < 0.01
+    assert thin.uplift_raw == pytest.approx(0.5)
+    assert abs(thin.uplift - own.uplift) < abs(thin.uplift - thin.uplift_raw) / 5
+    assert thin.uplift_sd > rich.uplift_sd
+    # expected value = uplift x value per conversion - (SMS contact cost + shrunk conversion rate x offer cost)
+    assert rich.expected_value == pytest.approx(rich.uplift * 40.0 - rich.expected_cost)
+    assert rich.expected_cost > 5 * (450 / 3000) * 0.9   # offer cost 5 yuan x about 0.15 conversions
+    # campaigns without history: their prior uplift, and a configured value per conversion
+    assert v.loc[("1141-002", "*", 0)].uplift == pytest.approx(CFG.prior_uplift)
+    assert v.loc[("1141-003", "*", 0)].value_per_conversion == 55.0
+    assert v.loc[("1141-002", "*", 0)].value_per_conversion == 40.0
+    # idempotent: a re-run writes the same rows
+    values.compute_offer_values(mk, D, LIB, CFG)
+    pd.testing.assert_frame_equal(_values(mk).sort_index(), v.sort_index())
+
+
+def test_history_outside_the_lookback_or_not_first_attempts_is_not_counted(mk):
+    _history(mk, "1141-001", "41", 5, contacted=50, conv_t=10, control=50, conv_c=1)
+    values.compute_offer_values(mk, D, LIB, CFG.model_copy(update={"lookback_days": 2}))
+    assert ("1141-001", "41", 5) not in _values(mk).index
+    with mk.begin() as conn:   # redials of those offers: not new offers
+        conn.execute(schema.mkt_contact.update().values(first_contact_id="C0"))
+    values.compute_offer_values(mk, D, LIB, CFG)
+    assert ("1141-001", "41", 5) not in _values(mk).index
+
+
+def test_value_per_conversion_measured_with_confidence_wins(mk):
+    e = schema.mkt_campaign_economics
+    base = {"campaign_code": "1141-001", "slice": "all", "after_months": 2, "contacted": 1000, "control": 100,
+            "conversion_uplift": 0.05, "incremental_revenue": 2500.0, "cost": 100.0, "roi": None,
+            "customers_kept": None}
+    with mk.begin() as conn:
+        conn.execute(e.insert(), [
+            {**base, "cycle_date": D - dt.timedelta(days=40), "incremental_arpu": 1.25, "arpu_ci_low": 0.5,
+             "arpu_ci_high": 2.0},
+            # later but not measured with confidence (the interval spans zero): not used
+            {**base, "cycle_date": D - dt.timedelta(days=10), "incremental_arpu": 0.4, "arpu_ci_low": -0.5,
+             "arpu_ci_high": 1.3, "incremental_revenue": 800.0}])
+    assert values.measured_values(mk, D) == {"1141-001": pytest.approx(2500.0 / (0.05 * 1000))}
+    values.compute_offer_values(mk, D, LIB, CFG)
+    assert _values(mk).loc[("1141-001", "*", 0)].value_per_conversion == pytest.approx(50.0)
+
+
+def test_config_mistakes_name_file_line_and_field(tmp_path):
+    path = tmp_path / "learning.yaml"
+    path.write_text("mode: fixed\nexploration_share: 0.7\n", encoding="utf-8")
+    with pytest.raises(config.ConfigError) as err:
+        values.load_learning_config(path)
+    assert f"{path}:2: exploration_share" in str(err.value)
+    path.write_text("mode: greedy\n", encoding="utf-8")
+    with pytest.raises(config.ConfigError, match=r":1: mode"):
+        values.load_learning_config(path)
+    shipped = values.load_learning_config(Path(config.CONFIG_DIR) / "learning.yaml")
+    assert shipped.mode == "fixed"
+
+
+# ---------------------------------------------------------------- the arbitration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def small(request, tmp_path, pg_database_factory):
+    """A simulation of three cycles in mode learned: type 21's customers have learned B."""
+    if request.param == "sqlite":
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'mk.db'}")
+    else:
+        engine = db.make_engine(pg_database_factory("qz_learn_small"))
+    sim = ls.Simulation(engine, customers=800, seed=5)
+    sim.run(3)
+    yield sim
+    engine.dispose()
+
+
+def _exploit(frame, arm):
+    return frame[frame.arm == arm]
+
+
+def test_modes_and_the_fallback_to_fixed(small):
+    day = small.days[-1]
+    learned = small.targets(day)
+    moved = learned[(learned.arm == "learned") & (learned.campaign_code != learned.fixed_code)]
+    assert len(moved) > 50   # the learned policy gives some customers another campaign than fixed
+
+    fixed = small.rebuild(day, mode="fixed")
+    assert set(fixed.arm) == {"fixed", "explore"}
+    f = _exploit(fixed, "fixed")
+    assert (f.campaign_code == f.fixed_code).all()
+    assert (fixed.learned_code == learned.learned_code).all()   # still logged: what learned would choose
+    # the explore arm is the same customers, whatever the mode
+    assert (fixed.arm == "explore").tolist() == (learned.arm == "explore").tolist()
+
+    off = small.rebuild(day, allow_learned=False)   # mode learned, not allowed: fixed
+    assert set(off.arm) == {"fixed", "explore"}
+    assert (_exploit(off, "fixed").campaign_code == _exploit(off, "fixed").fixed_code).all()
+
+    all_value = small.rebuild(day, mode="blend", blend_weight=1.0)
+    assert all_value.campaign_code.tolist() == learned.campaign_code.tolist()
+    all_priority = small.rebuild(day, mode="blend", blend_weight=0.0)
+    b = _exploit(all_priority, "learned")
+    assert (b.campaign_code == b.fixed_code).all()
+
+
+def test_propensities_sum_to_one_over_the_choice_set(small):
+    day = small.days[-1]
+    eps = 0.3
+    t = small.rebuild(day, exploration_share=eps)
+    k = t.msisdn.isin(small.holds_a).map({True: 1, False: 2})
+    greedy = t.learned_code
+    p_chosen = t.propensity
+    p_other = (1 - eps) * (t.campaign_code != greedy) + eps / 2
+    two = k == 2
+    assert (abs(p_chosen[two] + p_other[two] - 1) < 1e-9).all()
+    assert (abs(p_chosen[~two] - 1) < 1e-9).all()
+    share = (t.arm == "explore").mean()
+    assert 0.25 < share < 0.35
+
+
+def test_a_pinned_campaign_wins_by_priority_in_every_arm(small):
+    day = small.days[-1]
+    small.pinned = (ls.CODE_A,)
+    t = small.rebuild(day, exploration_share=0.3)
+    gets_a = ~t.msisdn.isin(small.holds_a)
+    assert (t[gets_a].campaign_code == ls.CODE_A).all()
+    assert (t[gets_a].arm == "fixed").all() and (t[gets_a].propensity == 1.0).all()
+    assert (t[gets_a].learned_code == ls.CODE_A).all()
+    # a holder of A's product has only B: no pin applies, he is arbitrated as before
+    assert (t[~gets_a].campaign_code == ls.CODE_B).all()
+    assert set(t[~gets_a].arm) == {"learned", "explore"}
+    small.pinned = ()
+
+
+def test_a_rerun_writes_the_same_list(small):
+    day = small.days[-1]
+    first = small.targets(day)
+    again = small.rebuild(day)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_no_values_no_learned_code(mk):
+    sim = ls.Simulation(mk, customers=300, seed=9)
+    day = ls.START
+    sim._snapshot(day)
+    t = sim.rebuild(day)   # mode learned, allowed, but no offer values ever computed
+    assert t.learned_code.isna().all()
+    assert set(t.arm) <= {"fixed", "explore"}
+    f = t[t.arm == "fixed"]
+    assert (f.campaign_code == f.fixed_code).all() and (f.campaign_code == ls.CODE_A).any()
