@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from pydantic import Field
@@ -41,7 +41,7 @@ class LearningConfig(config.StrictModel):
     prior_strength: float = Field(default=200, gt=0, allow_inf_nan=False)
     prior_uplift: float = Field(default=0.01, ge=-1, le=1)
     default_value_per_conversion: float = Field(default=30.0, ge=0, allow_inf_nan=False)
-    value_per_conversion: dict[str, float] = Field(default_factory=dict)
+    value_per_conversion: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
 
     @property
     def exploration_bp(self) -> int:
