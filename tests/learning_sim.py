@@ -48,8 +48,8 @@ RELAXED = targeting.ContactPolicy(contacts_per_window=1, window_days=1, contacts
                                   same_campaign_gap_days=0, refusal_block_days=0, complaint_days=180)
 
 
-def library(pinned=()):
-    return [campaign(CODE_A, PRODUCT[CODE_A], priority=1, types=("41", "21"), control_share=CONTROL_SHARE,
+def library(pinned=(), extra=()):
+    return [*extra, campaign(CODE_A, PRODUCT[CODE_A], priority=1, types=("41", "21"), control_share=CONTROL_SHARE,
                      pin_priority=CODE_A in pinned),
             campaign(CODE_B, PRODUCT[CODE_B], priority=2, types=("41", "21"), control_share=CONTROL_SHARE,
                      pin_priority=CODE_B in pinned)]
@@ -70,6 +70,7 @@ class Simulation:
         default_value_per_conversion=VALUE_PER_CONVERSION))
     allow_learned: bool = True
     pinned: tuple = ()
+    extra: tuple = ()                  # more campaigns (tests)
 
     def __post_init__(self):
         schema.ensure_schema(self.marketing)
@@ -145,7 +146,7 @@ class Simulation:
 
     def cycle(self, day: dt.date | None = None) -> dict:
         day = day or START + dt.timedelta(days=len(self.days))
-        lib = library(self.pinned)
+        lib = library(self.pinned, self.extra)
         self._snapshot(day)
         computed = values.compute_offer_values(self.marketing, day, lib, self.learning)
         n = targeting.build_target_list(self.marketing, day, lib, policy=RELAXED, channels=CHANNELS,
@@ -160,7 +161,7 @@ class Simulation:
     def rebuild(self, day: dt.date, **learning) -> pd.DataFrame:
         """The day's target list built again (nothing published), with ``learning`` changed."""
         cfg = self.learning.model_copy(update={k: v for k, v in learning.items() if k != "allow_learned"})
-        targeting.build_target_list(self.marketing, day, library(self.pinned), policy=RELAXED, channels=CHANNELS,
+        targeting.build_target_list(self.marketing, day, library(self.pinned, self.extra), policy=RELAXED, channels=CHANNELS,
                                     learning=cfg, allow_learned=learning.get("allow_learned", self.allow_learned))
         return self.targets(day)
 
@@ -201,7 +202,7 @@ def policy_violations(sim: Simulation) -> list[str]:
     offered, an offer only to a customer its campaign targets, a county only its own customers."""
     targets, contacts = sim.targets(), sim.contacts()
     people = sim.people.set_index("msisdn")
-    lib = {c.code: c for c in library(sim.pinned)}
+    lib = {c.code: c for c in library(sim.pinned, sim.extra)}
     out = []
     offered = set(targets.msisdn) | set(contacts.msisdn)
     if offered & sim.opted_out:

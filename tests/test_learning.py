@@ -223,3 +223,16 @@ def test_no_values_no_learned_code(mk):
     assert set(t.arm) <= {"fixed", "explore"}
     f = t[t.arm == "fixed"]
     assert (f.campaign_code == f.fixed_code).all() and (f.campaign_code == ls.CODE_A).any()
+
+
+def test_a_fallback_campaign_ranks_last_whatever_its_value(small):
+    day = small.days[-1]
+    care = campaign("3141-201", "PF", priority=1, types=("41", "21", "3"), fallback=True, control_share="0.1")
+    small.extra = (care,)
+    # its value per conversion makes it by far the best expected value (its prior: no history)
+    t = small.rebuild(day, exploration_share=0.3, value_per_conversion={care.code: 10000.0})
+    small.extra = ()
+    assert (t.learned_code == care.code).sum() == (t.stability_type == "3").sum() > 0
+    assert set(t[t.stability_type.isin(["41", "21"])].campaign_code) == {ls.CODE_A, ls.CODE_B}
+    assert set(t[t.stability_type == "3"].campaign_code) == {care.code}
+    assert (t[t.stability_type == "3"].propensity == 1.0).all()
