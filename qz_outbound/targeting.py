@@ -7,7 +7,8 @@ Steps, all set work inside the databases:
    end dates) into marketing_db, for the cycle;
 2. :func:`build_target_list` runs ``include/sql/target_list.sql``: every active
    campaign selects its customers, the contact policy removes who may not be
-   contacted, each customer keeps the best-priority offer, and the control
+   contacted, each customer keeps one offer (by priority, by the learned value of
+   his cell, or a blend, with an exploration share: docs/learning.md), and the control
    group and A/B variant are decided by a deterministic hash of customer,
    campaign and month (:func:`assignment_draw`), independent between campaigns;
 3. :func:`coverage` reports the share of contactable customers with an offer,
