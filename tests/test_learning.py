@@ -236,3 +236,14 @@ def test_a_fallback_campaign_ranks_last_whatever_its_value(small):
     assert set(t[t.stability_type.isin(["41", "21"])].campaign_code) == {ls.CODE_A, ls.CODE_B}
     assert set(t[t.stability_type == "3"].campaign_code) == {care.code}
     assert (t[t.stability_type == "3"].propensity == 1.0).all()
+
+
+def test_the_gap_list_renders_the_arbitration_with_offer_values(small):
+    from qz_outbound import coverage
+
+    day = small.days[-1]
+    gaps = coverage.coverage_gaps(small.marketing, day, ls.library(), policy=ls.RELAXED, channels=ls.CHANNELS)
+    no_campaign = gaps[gaps.reason == "no_campaign"].groupby("stability_type").customers.sum()
+    people = small.people[~small.people.msisdn.isin(small.opted_out | small.dnd)]
+    want = people[people.stability_type.isin(["3", "5"])].groupby("stability_type").size()
+    assert no_campaign.to_dict() == want.to_dict()
