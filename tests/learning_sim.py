@@ -13,6 +13,9 @@ A relaxed contact policy lets a customer be offered every day. Each simulated cy
 4. contacts through the real publish step (control / SMS), then conversions drawn with a seeded
    RNG from the planted probabilities (converted_at set on the contact row, as attribution does).
 
+For the offline evaluation: :func:`logged_history` joins the arbitration log to the outcomes and the
+planted truth.
+
 Some customers are opted out, on the DND list or hold a campaign's product: the invariants
 (:func:`policy_violations`) check they never get an offer.
 """
@@ -221,4 +224,23 @@ def policy_violations(sim: Simulation) -> list[str]:
         out.append(f"{len(wrong_type)} offers to customers their campaign does not target")
     if (contacts.county_code.values != people.loc[contacts.msisdn, "county_code"].values).any():
         out.append("a contact in another county's list")
+    return out
+
+
+def logged_history(sim: Simulation) -> pd.DataFrame:
+    """Every cycle's arbitration log joined to its outcome, with the simulated truth: one row per
+    target (cycle_date, msisdn, stability_type, campaign_code, is_control, arm, propensity,
+    fixed_code, learned_code, converted 0/1) and the planted uplift of the logged, the fixed and the
+    learned campaign (``truth_logged``, ``truth_fixed``, ``truth_learned``): what an offline
+    evaluation of learned against fixed should agree with in sign."""
+    t = sim.targets()
+    c = sim.contacts()
+    c = c[c.channel.isin(["sms", "call", "control"])]
+    c = c.assign(converted=c.converted_at.notna().astype(int))[["cycle_date", "msisdn", "converted"]]
+    out = t.merge(c, on=["cycle_date", "msisdn"], how="left")
+    out["converted"] = out["converted"].fillna(0).astype(int)
+    for col, name in (("campaign_code", "truth_logged"), ("fixed_code", "truth_fixed"),
+                      ("learned_code", "truth_learned")):
+        out[name] = [planted_uplift(code, typ) if isinstance(code, str) else float("nan")
+                     for code, typ in zip(out[col], out["stability_type"])]
     return out

@@ -95,3 +95,16 @@ def test_control_groups_stay_exact(sim):
 
 def test_no_contact_policy_rule_is_broken(sim):
     assert ls.policy_violations(sim) == []
+
+
+def test_the_logged_history_carries_the_truth_the_evaluation_checks_against(sim):
+    h = ls.logged_history(sim)
+    assert len(h) == len(sim.targets()) and h.converted.sum() > 0
+    later = h[h.cycle_date > sim.days[0]]
+    assert later.truth_learned.mean() > later.truth_fixed.mean() > 0
+    # inverse propensity weighting with the logged propensities (the explore arm gives the overlap)
+    # agrees in sign with the truth
+    ex = later[later.is_control == 0]
+    ipw = {code: (ex.converted * (ex.campaign_code == ex[code]) / ex.propensity).mean()
+           for code in ("learned_code", "fixed_code")}
+    assert ipw["learned_code"] > ipw["fixed_code"]
