@@ -62,7 +62,8 @@ def main(customers: int = 100_000, cycles: int = 3) -> None:
     lines = [f"\n## learning loop on PostgreSQL, {customers:,} customers, {cycles} cycles of history, "
              f"2 campaigns — {dt.datetime.now():%Y-%m-%d %H:%M}",
              "| step | best of 3 | rows |", "| --- | --- | --- |",
-             f"| offer values ({out['offers_measured']:,} offers measured) | {secs_values:.2f} s | {out['cells']:,} cells |",
+             f"| offer values ({out['offers_measured']:,} offers measured) | {secs_values:.2f} s "
+             f"| {out['cells']:,} cells |",
              f"| target list, mode fixed, no exploration | {secs_fixed:.2f} s | {n_fixed:,} |",
              f"| target list, mode learned, 10% exploration | {secs_learned:.2f} s | {n_learned:,} |",
              f"\n(simulated history: {history:.0f} s for {cycles} cycles, snapshot, publish and conversions included)"]

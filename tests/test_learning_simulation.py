@@ -86,7 +86,8 @@ def test_propensity_is_logged_as_the_policy_says(sim):
 def test_control_groups_stay_exact(sim):
     t = sim.targets()
     bp = int(float(ls.CONTROL_SHARE) * 10000)
-    want = [targeting.assignment_draw(m, c, d, "control") < bp for m, c, d in zip(t.msisdn, t.campaign_code, t.cycle_date)]
+    want = [targeting.assignment_draw(m, c, d, "control") < bp
+            for m, c, d in zip(t.msisdn, t.campaign_code, t.cycle_date)]
     assert (t.is_control.astype(bool) == want).all()
     contacts = sim.contacts()
     held = contacts[contacts.channel == "control"].set_index(["cycle_date", "msisdn"]).index
