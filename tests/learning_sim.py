@@ -163,9 +163,10 @@ class Simulation:
 
     def rebuild(self, day: dt.date, **learning) -> pd.DataFrame:
         """The day's target list built again (nothing published), with ``learning`` changed."""
-        cfg = self.learning.model_copy(update={k: v for k, v in learning.items() if k != "allow_learned"})
+        allow = learning.pop("allow_learned", self.allow_learned)
+        cfg = self.learning.model_copy(update=learning)
         targeting.build_target_list(self.marketing, day, library(self.pinned, self.extra), policy=RELAXED,
-                                    channels=CHANNELS, learning=cfg, allow_learned=learning.get("allow_learned", self.allow_learned))
+                                    channels=CHANNELS, learning=cfg, allow_learned=allow)
         return self.targets(day)
 
     def run(self, cycles: int) -> list[dict]:
