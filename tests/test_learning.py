@@ -247,3 +247,115 @@ def test_the_gap_list_renders_the_arbitration_with_offer_values(small):
     people = small.people[~small.people.msisdn.isin(small.opted_out | small.dnd)]
     want = people[people.stability_type.isin(["3", "5"])].groupby("stability_type").size()
     assert no_campaign.to_dict() == want.to_dict()
+
+
+# ---------------------------------------------------------------- the policy under every arm
+
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from qz_outbound import publish, segmentation, targeting  # noqa: E402
+from qz_outbound.metadata import full_metadata  # noqa: E402
+
+import test_arbitration_property as prop  # noqa: E402
+from test_contact_policy import CHANNELS, D as POLICY_DAY, Mart  # noqa: E402
+
+
+def _choice_set(c, lib):
+    """The campaigns contact-policy.md allows the customer (each read plainly, alone), the fallback
+    only when no other is allowed: what any arm may choose from."""
+    allowed = [k for k in lib if prop.expected_offer(c, [k]) == k.code]
+    return [k for k in allowed if not k.fallback] or allowed
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def prop_engines(request, tmp_path_factory, pg_database_factory):
+    if request.param == "sqlite":
+        base = tmp_path_factory.mktemp("learnprop")
+        dm = db.make_engine(f"sqlite:///{base / 'dm.db'}")
+        mk = db.make_engine(f"sqlite:///{base / 'mk.db'}")
+    else:
+        dm = db.make_engine(pg_database_factory("qz_lprop_dm"))
+        mk = db.make_engine(pg_database_factory("qz_lprop_mk"))
+    schema.ensure_schema(mk)
+    yield dm, mk
+    dm.dispose()
+    mk.dispose()
+
+
+def _mostly_contactable(c, keep):
+    """test_arbitration_property's customers, most of them made contactable (so that they have a
+    choice for the arbitration to make)."""
+    if keep:
+        return c
+    return {**c, "status": "active", "dnd": False, "opt_out": False, "complaint": None, "history": c["history"][:1]}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(lib=prop.libraries(),
+       people=st.lists(st.builds(_mostly_contactable, prop.customers(), st.integers(0, 3).map(lambda n: n == 0)),
+                       min_size=1, max_size=8),
+       mode=st.sampled_from(["fixed", "learned", "blend"]), eps=st.sampled_from([0.0, 0.5]),
+       worth=st.lists(st.sampled_from([5.0, 50.0, 500.0]), min_size=5, max_size=5))
+def test_every_arm_keeps_the_contact_policy(prop_engines, lib, people, mode, eps, worth):
+    """On random marts and libraries (test_arbitration_property's), in every mode and with heavy
+    exploration: each offer is one the contact policy allows (a fallback only without another),
+    fixed_code is the plain priority reading, learned_code the best expected value, and the
+    propensity is (1 - e) x [the mode's choice] + e / k."""
+    dm, mk = prop_engines
+    dm_schema_reset(dm, mk)
+    mart = Mart(dm, mk)
+    for c in people:
+        c["msisdn"] = mart.customer(status=c["status"], spend=c["spend"], base_spend=c["base"],
+                                    products=c["products"], dnd=c["dnd"], complaint=c["complaint"])
+        if c["opt_out"]:
+            mart.opt_out(c["msisdn"])
+        for days, code, channel, response, prefix in c["history"]:
+            mart.past_contact(c["msisdn"], days, campaign_code=f"{prefix}-{code:03d}", channel=channel,
+                              response=response)
+    cfg = LearningConfig(mode=mode, exploration_share=eps, blend_weight=0.5,
+                         value_per_conversion={k.code: worth[i % len(worth)] for i, k in enumerate(lib)})
+    segmentation.segment_customers(dm, mk, POLICY_DAY)
+    targeting.stage_extracts(dm, mk, POLICY_DAY)
+    values.compute_offer_values(mk, POLICY_DAY, lib, cfg)
+    targeting.build_target_list(mk, POLICY_DAY, lib, channels=CHANNELS, learning=cfg, allow_learned=True)
+    for county in ("350582", "350503"):
+        publish.publish_county(mk, POLICY_DAY, county, lib, CHANNELS, queue_sms=False)
+    ev = _values(mk, POLICY_DAY)["expected_value"].xs("*", level="stability_type").droplevel("spend_tier").to_dict()
+    with mk.connect() as conn:
+        types = dict(conn.execute(sa.text("select msisdn, stability_type from mkt_segment_snapshot")).all())
+        rows = {r.msisdn: r for r in conn.execute(sa.text(
+            "select msisdn, campaign_code, arm, propensity, fixed_code, learned_code from mkt_target"))}
+        twice = conn.execute(db.date_binds(
+            "select count(*) - count(distinct msisdn) from mkt_contact where cycle_date = :d "
+            "and channel in ('sms', 'call', 'control')", "d"), {"d": POLICY_DAY}).scalar()
+    assert twice == 0
+    for c in people:
+        c["type"] = types.get(c["msisdn"])
+        choice = _choice_set(c, lib) if c["type"] is not None else []
+        row = rows.get(c["msisdn"])
+        if not choice:
+            assert row is None, c
+            continue
+        assert row is not None and row.campaign_code in {k.code for k in choice}, (c, row)
+        assert row.fixed_code == prop.expected_offer(c, lib)
+        best = min(choice, key=lambda k: (-round(ev[k.code], 9), k.priority, k.code))
+        assert row.learned_code == best.code
+        greedy = {"fixed": row.fixed_code, "learned": row.learned_code}.get(mode)
+        event(f"mode {mode}, choice of {len(choice)}, arm {row.arm}")
+        if greedy is not None:
+            want = (1 - eps) * (row.campaign_code == greedy) + eps / len(choice)
+            assert row.propensity == pytest.approx(want), (c, row)
+            assert row.arm in ({"fixed", "explore"} if mode == "fixed" else {"learned", "explore"})
+            if row.arm != "explore":
+                assert row.campaign_code == greedy
+
+
+def dm_schema_reset(dm, mk):
+    from qz_outbound.datamart import schema as dm_schema
+
+    dm_schema.create_tables(dm, drop=True)
+    with mk.begin() as conn:   # empty marketing_db, still at the head revision
+        for table in reversed(full_metadata().sorted_tables):
+            conn.execute(table.delete())
