@@ -10,7 +10,8 @@ Runs every morning at 05:00 Asia/Shanghai for the cycle date of its logical date
 | distribution_report | HQ's distribution of types × tiers / market / county, bundling rate, change from the previous cycle | `var/output/reports/<date>/` |
 | stage_extracts | copies DND, recent complaints, holdings and bundle end dates from the data mart | `include/sql/stage_*.sql` |
 | refresh_customer_tags | the customer tags (responds to data offers, refuses calls, converts by agent shop, ...) from the contact history, as of the cycle; tags whose evidence aged out are removed; campaigns target them | `config/tags.yaml`, `include/sql/customer_tags.sql` ─▶ `mkt_customer_tag` |
-| build_target_list | targeting + arbitration: one offer per customer, contact policy, control groups, A/B variants | `include/sql/target_list.sql` |
+| offer_values | the learning loop: each campaign's expected value per customer cell (uplift over control, shrunk toward the campaign's, × value per conversion − cost) from the contact history | `include/sql/offer_value.sql`, `config/learning.yaml`, `docs/learning.md` |
+| build_target_list | targeting + arbitration: one offer per customer (fixed priorities, learned values or a blend, with an exploration share), contact policy, control groups, A/B variants | `include/sql/target_list.sql` |
 | coverage_report | share of contactable customers with an offer, per county and type; the gap list (who has none and why); HQ alerted below `config/coverage.yaml`'s threshold | `coverage.csv`, `coverage_gaps.csv` |
 | validate_target_list | Great Expectations audit of the list; a check about the whole list stops every county (nothing is published), a check about one campaign holds back that campaign only (`mkt_target_hold`, HQ alerted) | `target_validation.html` |
 | apply_budgets | monthly budgets per campaign (and county): the cost the list commits (contacts × contact cost + expected conversions × offer cost); an overrunning campaign keeps its customers in call order up to the budget, the rest are excluded with reason `budget`; HQ alerted once at 80% and at 100% | `config/budgets.yaml`, `include/sql/budget_cut.sql`, `docs/budgets-kpi.md` |
@@ -102,14 +103,28 @@ def outbound_daily():
 
         return tags.refresh_customer_tags(engine_for(MARKETING_DB), clock.cycle_date_of(logical_date))
 
+    @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=20))
+    def offer_values(_config: dict, logical_date=None) -> dict:
+        """The learning loop's offer values for the cycle (mkt_offer_value, rewritten for the day):
+        counts only."""
+        from qz_db_hook import MARKETING_DB, engine_for
+
+        from qz_outbound import campaigns, clock
+        from qz_outbound.learning import values
+
+        return values.compute_offer_values(engine_for(MARKETING_DB), clock.cycle_date_of(logical_date),
+                                           campaigns.load_library())
+
     @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=30))
-    def build_target_list(segmented: dict, _staged: dict, _tagged: dict) -> dict:
+    def build_target_list(segmented: dict, _staged: dict, _tagged: dict, _values: dict) -> dict:
         from qz_db_hook import MARKETING_DB, engine_for
 
         from qz_outbound import campaigns, targeting
 
         cycle_date = dt.date.fromisoformat(segmented["cycle_date"])
-        n = targeting.build_target_list(engine_for(MARKETING_DB), cycle_date, campaigns.load_library())
+        # allow_learned: wired to the offline evaluation at merge (config/learning.yaml's mode decides meanwhile)
+        n = targeting.build_target_list(engine_for(MARKETING_DB), cycle_date, campaigns.load_library(),
+                                        allow_learned=True)
         return {"cycle_date": segmented["cycle_date"], "targets": n}
 
     @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=10))
@@ -249,7 +264,8 @@ def outbound_daily():
     data_retention(config)
     segmented = segment_customers(config)
     distribution_report(segmented)
-    targets = build_target_list(segmented, stage_extracts(config), refresh_customer_tags(config))
+    targets = build_target_list(segmented, stage_extracts(config), refresh_customer_tags(config),
+                                offer_values(config))
     coverage_report(targets)
     county_codes = apply_budgets(targets, validate_target_list(targets))
     published = publish_county.partial(targets=targets).expand(county_code=county_codes)

@@ -134,6 +134,9 @@ class Campaign(config.StrictModel):
     # the care campaign that takes the uncovered: it wins only a customer no other campaign offers
     # anything this cycle, under the same contact rules and with its own control group
     fallback: bool = False
+    # the learning loop (docs/learning.md): HQ keeps this campaign's fixed priority in every mode;
+    # when fixed priorities give a customer this campaign, he gets it (no learned or random choice)
+    pin_priority: bool = False
 
     @field_validator("code")
     @classmethod

@@ -272,6 +272,8 @@ stg_subscriber = sa.Table(
 # cycle whose arbitration reads it. uplift is the conversion uplift (contacted rate - control rate)
 # shrunk toward the campaign's overall uplift (empirical Bayes); expected_value = uplift x
 # value_per_conversion - expected_cost, yuan per offer made. Rewritten whole for a cycle by a re-run.
+# Besides the cells with history, each campaign has its own row (stability_type '*', spend_tier 0,
+# market_segment '*'): what a cell without history reads (include/sql/offer_value.sql).
 mkt_offer_value = sa.Table(
     "mkt_offer_value",
     metadata,

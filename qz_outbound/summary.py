@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from qz_outbound import db, reports, schema
 
 
-PIPELINE = ["segment", "target", "coverage", "validate", "publish"]
+PIPELINE = ["segment", "offer_values", "target", "coverage", "validate", "publish"]
 
 
 def print_summary(marketing: Engine, cycle_date: dt.date) -> int:

@@ -7,7 +7,8 @@ Steps, all set work inside the databases:
    end dates) into marketing_db, for the cycle;
 2. :func:`build_target_list` runs ``include/sql/target_list.sql``: every active
    campaign selects its customers, the contact policy removes who may not be
-   contacted, each customer keeps the best-priority offer, and the control
+   contacted, each customer keeps one offer (by priority, by the learned value of
+   his cell, or a blend, with an exploration share: docs/learning.md), and the control
    group and A/B variant are decided by a deterministic hash of customer,
    campaign and month (:func:`assignment_draw`), independent between campaigns;
 3. :func:`coverage` reports the share of contactable customers with an offer,
@@ -23,6 +24,7 @@ own selection rules.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -132,6 +134,8 @@ class CampaignSql:
     variant_cuts: list[tuple[str, int]]
     rule_sql: str | None
     fallback: bool = False
+    pinned: bool = False
+    prior_value: float = 0.0   # expected value read where the offer values have no row (docs/learning.md)
 
 
 ASSIGNMENT_PURPOSES = ("control", "variant")
@@ -179,43 +183,67 @@ def _campaign_sql(c: Campaign, cycle_date: dt.date) -> CampaignSql:
         code=c.code, name=" ".join(c.name.split()), product_code=c.product_code, priority=c.priority, target=c.target,
         allows_call="call" in c.channels, allows_sms="sms" in c.channels,
         control_bp=int(c.control_share * 10000), variant_cuts=variant_cuts(c), rule_sql=rule,
-        fallback=c.fallback)
+        fallback=c.fallback, pinned=c.pin_priority)
 
 
 def target_list_inputs(marketing: Engine, cycle_date: dt.date, library: list[Campaign],
-                       policy: ContactPolicy | None = None, channels: Channels | None = None) \
+                       policy: ContactPolicy | None = None, channels: Channels | None = None,
+                       learning=None, allow_learned: bool = False) \
         -> tuple[list[CampaignSql], dict, dict]:
     """The active campaigns, bind parameters and template context ``target_list.sql`` runs with
-    (also what the coverage gap list renders it with)."""
+    (also what the coverage gap list renders it with).
+
+    ``learning`` (``config/learning.yaml``) decides the arbitration (docs/learning.md): the mode,
+    the exploration share, and which offer values it reads (the latest ``mkt_offer_value`` day on or
+    before the cycle). ``allow_learned`` False (the offline evaluation has not allowed it) runs the
+    modes learned and blend as fixed; exploration runs in every mode."""
+    from qz_outbound.learning import values
+
     policy = policy or load_policy()
     channels = channels or load_channels()
+    learning = learning or values.load_learning_config()
     with marketing.connect() as conn:   # paused by the outcome loop (auto_pause in config/outcomes.yaml)
         paused = set(conn.scalars(sa.select(schema.mkt_campaign_pause.c.campaign_code)))
-    active = [_campaign_sql(c, cycle_date) for c in daily_campaigns(library, cycle_date) if c.code not in paused]
+    running = [c for c in daily_campaigns(library, cycle_date) if c.code not in paused]
     if paused:
         log.warning("campaigns left out, paused automatically by the outcome loop: %s", ", ".join(sorted(paused)))
-    if not active:
+    if not running:
         raise ValueError(f"no campaign of the library is active on {cycle_date}")
+    values_date = values.latest_values_date(marketing, cycle_date)
+    priors = values.prior_values(values.campaign_constants(marketing, cycle_date, running, learning), learning) \
+        if values_date is not None else {}
+    active = [dataclasses.replace(_campaign_sql(c, cycle_date), prior_value=priors.get(c.code, 0.0))
+              for c in running]
     params = contact_policy_binds(cycle_date, policy)
     for c in active:
         if c.target.bundle_expiring:
             days = c.target.bundle_expiring.within_days
             params[f"expiry_{days}"] = (cycle_date + dt.timedelta(days=days)).isoformat()
+    mode = learning.mode if (allow_learned and values_date is not None) else "fixed"
+    if values_date is not None:
+        params["values_date"] = values_date.isoformat()
     context = {"campaigns": active, "policy": policy, "call_rule": channels.call_rule,
-               "assignment_month": f"{cycle_date:%Y-%m}"}
+               "assignment_month": f"{cycle_date:%Y-%m}", "cycle_day": cycle_date.isoformat(),
+               "has_values": values_date is not None, "mode": mode, "blend_weight": learning.blend_weight,
+               "exploration_bp": learning.exploration_bp}
     return active, params, context
 
 
 def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Campaign],
                       policy: ContactPolicy | None = None, channels: Channels | None = None,
-                      slices: int = 2) -> int:
-    """Write the cycle's arbitrated target list into ``mkt_target`` (replacing the cycle's rows)."""
+                      slices: int = 2, *, learning=None, allow_learned: bool = False) -> int:
+    """Write the cycle's arbitrated target list into ``mkt_target`` (replacing the cycle's rows).
+
+    ``learning``: ``config/learning.yaml`` unless given; ``allow_learned``: whether the modes learned
+    and blend may run (the offline evaluation's verdict); without it they fall back to fixed."""
     started = time.monotonic()
-    active, params, context = target_list_inputs(marketing, cycle_date, library, policy, channels)
+    active, params, context = target_list_inputs(marketing, cycle_date, library, policy, channels,
+                                                 learning=learning, allow_learned=allow_learned)
     n = db.land_query(marketing, marketing, "target_list.sql", params, "mkt_target", TARGET_COLUMNS,
                       cycle_date=cycle_date, slices=slices, context=context)
     record_stage(marketing, cycle_date, "target", n, time.monotonic() - started,
-                 detail=f"{len(active)} campaigns")
+                 detail=f"{len(active)} campaigns, arbitration {context['mode']}, "
+                        f"exploration {context['exploration_bp'] / 100:g}%")
     return n
 
 

@@ -1,7 +1,14 @@
 {#-
   The cycle's target list: every campaign selects its customers, contact policy removes who may
-  not be contacted, and each customer keeps the one offer with the best priority (ties: the
-  lower campaign code). Runs in marketing_db over the cycle's snapshot and staged extracts.
+  not be contacted, and each customer keeps one offer (arbitration, docs/learning.md). His choice
+  set is his campaigns (the fallback only when he has no other); the policy's choice in mode fixed
+  is the best priority (ties: the lower campaign code), in mode learned the best expected value of
+  his cell (mkt_offer_value of the day values_date; ties by priority, code), in mode blend the best
+  weighted mix of both ranks. A pinned campaign that fixed priorities choose wins in every arm.
+  Exploration: a draw in 0..9999 of md5('msisdn|YYYY-MM-DD|explore') below exploration_bp gives
+  the customer a campaign of his choice set drawn uniformly ('...|explore_pick' modulo its size).
+  Each row logs arm, propensity, fixed_code and learned_code for the offline evaluation.
+  Runs in marketing_db over the cycle's snapshot and staged extracts.
 
   Control group and A/B variant, decided for the winning offer only: a draw in 0..9999 from a
   cryptographic hash (md5, first 32 bits: d.hash32) of 'msisdn|campaign|YYYY-MM|purpose', the
@@ -11,10 +18,11 @@
   cumulative cut above the draw (a single variant needs no draw). qz_outbound/targeting.py:
   assignment_draw is the same in Python.
 
-  Context: campaigns (active ones, with control_bp, variant_cuts), assignment_month ('YYYY-MM'),
+  Context: campaigns (active ones, with control_bp, variant_cuts, pinned, prior_value),
+  assignment_month ('YYYY-MM'), cycle_day ('YYYY-MM-DD'), has_values, mode, blend_weight, exploration_bp,
   policy, call_rule, n_slices, ignore_blocks (optional: keep offers the campaign blocks and
   held products would remove; the coverage gap list's "blocked"). Bind parameters: the contact
-  policy's (qz_outbound/policy.py), d_month, expiry_<days>, [slice].
+  policy's (qz_outbound/policy.py), d_month, expiry_<days>, [values_date], [slice].
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
@@ -71,6 +79,7 @@ candidate as (
             {{ k.priority }} as priority,
             s.stability_type,
             s.spend_tier,
+            s.market_segment,
             s.segment_code,
             {% if k.allows_call %}case when s.spend_tier >= {{ call_rule.min_spend_tier }} and s.stability_type in ({% for t in call_rule.stability_types %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor %}) then 1 else 0 end{% else %}0{% endif %} as call_eligible,
             {{ 1 if k.allows_sms else 0 }} as sms_allowed,
@@ -142,21 +151,101 @@ candidate as (
 ranked as (
     select
         candidate.*,
-        -- a fallback (care) campaign only takes whom no other campaign offers anything
-        row_number() over (partition by msisdn order by is_fallback, priority, campaign_code) as offer_rank
+        {% if campaigns | selectattr('pinned') | list %}case candidate.campaign_code{% for k in campaigns if k.pinned %} when '{{ k.code }}' then 1{% endfor %} else 0 end{% else %}0{% endif %}
+            as pinned,
+        {%- if has_values %}
+        -- the expected value of the customer's cell; a cell without history reads its campaign's row,
+        -- a campaign newer than the offer values its prior (docs/learning.md)
+        coalesce(v.expected_value, vk.expected_value,
+                 case candidate.campaign_code{% for k in campaigns %} when '{{ k.code }}' then {{ '%.10g' | format(k.prior_value) }}{% endfor %} else 0 end)
+            as ev,
+        {%- else %}
+        0 as ev,
+        {%- endif %}
+        -- a fallback (care) campaign only takes whom no other campaign offers anything: the
+        -- customer's choice set is his other campaigns if he has any, else the fallback
+        min(candidate.is_fallback) over (partition by candidate.msisdn) as choice_fallback
     from candidate
+    {%- if has_values %}
+    left join mkt_offer_value as v
+        on v.cycle_date = {{ d.date_param('values_date') }}
+       and v.campaign_code = candidate.campaign_code
+       and v.stability_type = candidate.stability_type
+       and v.spend_tier = candidate.spend_tier
+       and v.market_segment = coalesce(candidate.market_segment, '(none)')
+    left join mkt_offer_value as vk
+        on vk.cycle_date = {{ d.date_param('values_date') }}
+       and vk.campaign_code = candidate.campaign_code
+       and vk.stability_type = '*'
+       and vk.spend_tier = 0
+       and vk.market_segment = '*'
+    {%- endif %}
     {%- if not ignore_blocks | default(false) %}   {# coverage_gaps.sql: who is targeted before blocks #}
     where not {{ c.campaign_blocked('blocked_campaign', 'candidate.msisdn', 'candidate.campaign_code') }}
     {%- endif %}
 ),
 
-chosen as (
+choice as (   -- the customer's choice set, each campaign's rank under each rule
     select
         ranked.*,
+        row_number() over (partition by msisdn order by priority, campaign_code) as fixed_rank,
+        row_number() over (partition by msisdn order by ev desc, priority, campaign_code) as ev_rank,
+        row_number() over (partition by msisdn order by campaign_code) as code_rank,
+        count(*) over (partition by msisdn) as k,
+        -- exploration: a draw per customer and day; the explored campaign: a second draw, uniform
+        -- over the choice set (its code_rank)
+        {{ d.hash32("msisdn || '|" ~ cycle_day ~ "|explore'") }} % 10000 as explore_draw,
+        {{ d.hash32("msisdn || '|" ~ cycle_day ~ "|explore_pick'") }} % count(*) over (partition by msisdn) + 1
+            as explore_pick
+    from ranked
+    where is_fallback = choice_fallback
+),
+
+{%- if mode == 'blend' %}
+
+blended as (   -- score = w x normalised EV rank + (1 - w) x normalised priority rank, lowest wins
+    select
+        choice.*,
+        row_number() over (partition by msisdn order by
+            case when k > 1 then {{ '%.6f' | format(blend_weight) }} * (ev_rank - 1) / {{ d.as_real('k - 1') }}
+                 + {{ '%.6f' | format(1 - blend_weight) }} * (fixed_rank - 1) / {{ d.as_real('k - 1') }} else 0 end,
+            priority, campaign_code) as greedy_rank
+    from choice
+),
+{%- endif %}
+
+decided as (
+    select
+        x.*,
+        max(case when fixed_rank = 1 then campaign_code end) over (partition by msisdn) as fixed_code,
+        max(case when fixed_rank = 1 then pinned end) over (partition by msisdn) as fixed_pinned,
+        max(case when ev_rank = 1 then campaign_code end) over (partition by msisdn) as ev_code,
+        max(case when {{ 'greedy_rank' if mode == 'blend' else ('ev_rank' if mode == 'learned' else 'fixed_rank') }} = 1
+            then campaign_code end) over (partition by msisdn) as greedy_code,
+        max(case when code_rank = explore_pick then campaign_code end) over (partition by msisdn) as explore_code
+    from {{ 'blended' if mode == 'blend' else 'choice' }} as x
+),
+
+arbitrated as (   -- a pinned fixed choice wins in every arm; else explore, else the mode's choice
+    select
+        decided.*,
+        case when fixed_pinned = 1 then fixed_code
+             when explore_draw < {{ exploration_bp }} then explore_code
+             else greedy_code end as chosen_code,
+        case when fixed_pinned = 1 then 'fixed'
+             when explore_draw < {{ exploration_bp }} then 'explore'
+             else '{{ 'fixed' if mode == 'fixed' else 'learned' }}' end as chosen_arm,
+        case when fixed_pinned = 1 then fixed_code else ev_code end as learned_choice
+    from decided
+),
+
+chosen as (
+    select
+        arbitrated.*,
         {{ d.hash32("msisdn || '|' || campaign_code || '|" ~ assignment_month ~ "|control'") }} % 10000 as control_draw,
         {{ d.hash32("msisdn || '|' || campaign_code || '|" ~ assignment_month ~ "|variant'") }} % 10000 as variant_draw
-    from ranked
-    where offer_rank = 1
+    from arbitrated
+    where campaign_code = chosen_code
 )
 
 select
@@ -176,8 +265,12 @@ select
     end{% else %}null{% endif %} as variant,
     call_eligible,
     sms_allowed,
-    'fixed' as arm,
-    1.0 as propensity,
-    campaign_code as fixed_code,
-    cast(null as varchar(16)) as learned_code
+    chosen_arm as arm,
+    -- the probability this campaign was the one chosen, given the choice set and the policy:
+    -- (1 - e) x [it is the policy's choice] + e / k; a pinned fixed choice is certain
+    case when fixed_pinned = 1 then 1.0
+         else {{ '%.6f' | format(1 - exploration_bp / 10000) }} * (case when campaign_code = greedy_code then 1 else 0 end)
+              + {{ '%.6f' | format(exploration_bp / 10000) }} / {{ d.as_real('k') }} end as propensity,
+    fixed_code,
+    {% if has_values %}learned_choice{% else %}cast(null as varchar(16)){% endif %} as learned_code
 from chosen

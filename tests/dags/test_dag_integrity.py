@@ -77,6 +77,13 @@ def test_auto_pause_is_its_own_task_after_the_outcome_report(dagbag):
     assert dag.task_dict["outcome_report"].downstream_task_ids == {"auto_pause"}
 
 
+def test_offer_values_are_computed_before_the_target_list(dagbag):
+    """The arbitration reads the day's offer values (docs/learning.md): they are written first."""
+    dag = dagbag.dags["outbound_daily"]
+    assert dag.task_dict["offer_values"].upstream_task_ids == {"check_config"}
+    assert "offer_values" in dag.task_dict["build_target_list"].upstream_task_ids
+
+
 def test_outbound_daily_is_scheduled_daily_in_shanghai(dagbag):
     dag = dagbag.dags["outbound_daily"]
     timetable = dag.timetable

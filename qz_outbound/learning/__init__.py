@@ -1,0 +1,3 @@
+"""The learning loop (docs/learning.md): what each offer is expected to earn per customer cell,
+measured from the contact history with its control groups (:mod:`qz_outbound.learning.values`),
+read by the cycle's arbitration (``include/sql/target_list.sql``)."""
