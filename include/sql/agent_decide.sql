@@ -10,7 +10,8 @@
     the shop's outlet grade, not the same campaign within the gap nor refused within the block, the
     product not held. The eligible ones are ranked: the current offer first (the cycle chose it for
     the customer), then by expected value (mkt_offer_value of the latest cycle_date <= today, the
-    customer's cell: stability type x spend tier x market segment, '(none)' for no market; best
+    customer's cell: stability type x spend tier x market segment, '(none)' for no market, else the
+    campaign's own row ('*') for a cell without history; best
     first), campaigns without a measured value after those with one, by priority, then code. The
     first max_products (or the shop grade's limit) are listed; rank 1 is the customer's SMS.
 
@@ -198,7 +199,7 @@ candidate_judged as (
         k.campaign_code,
         k.product_code,
         k.is_current,
-        v.expected_value,
+        coalesce(v.expected_value, vk.expected_value) as expected_value,
         case when 1 = 0 then 0
         {%- for a in agent_campaigns %} when k.campaign_code = '{{ a.code }}' then {{ a.priority }}{% endfor %}
             else 999999 end as priority,
@@ -234,6 +235,11 @@ candidate_judged as (
        and v.stability_type = s.stability_type
        and v.spend_tier = s.spend_tier
        and v.market_segment = coalesce(s.market_segment, '(none)')
+    left join offer_value as vk     -- the campaign's own figure, for a cell without history
+        on vk.campaign_code = k.campaign_code
+       and vk.stability_type = '*'
+       and vk.spend_tier = 0
+       and vk.market_segment = '*'
     left join shop_grade as sg
         on sg.agent_id = e.agent_id
 ),

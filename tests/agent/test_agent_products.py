@@ -152,6 +152,23 @@ def test_up_to_n_products_in_expected_value_order_the_customer_sms_carries_the_f
     assert "可推荐【测试活动1141-013】。卖点3。" in shop_text and "2." not in shop_text
 
 
+def test_a_cell_without_history_reads_the_campaigns_own_value(mart):
+    # offer_value.sql writes one row per campaign ('*', 0, '*'): the campaign's own figure, what a
+    # cell without history reads, in the agent lane as in the daily cycle's arbitration
+    lib = library()
+    buyer = mart.customer()
+    assert target(mart, lib) == {buyer: DAILY}
+    offer_value(mart, D, {A2: 2.0})                      # A2 measured in the customer's cell
+    own = dict(cycle_date=D, stability_type="*", spend_tier=0, market_segment="*", contacted=100, control=10,
+               conv_contacted=5, conv_control=0, uplift_raw=0.05, uplift=0.05, uplift_sd=0.01,
+               value_per_conversion=100.0, expected_cost=0.0)
+    with mart.mk.begin() as conn:                        # A4 only as a campaign, better than A2
+        conn.execute(schema.mkt_offer_value.insert(), [dict(own, campaign_code=A4, expected_value=4.0)])
+    assert decide(mart, lib, [buyer]) == {buyer: "recommended"}
+    # A4 (own row, 4.0) before A2 (its cell, 2.0), then the unmeasured by priority
+    assert listed(mart, buyer) == [A4, A2, A1]
+
+
 def test_the_current_offer_goes_first_when_its_campaign_has_the_agent_channel(mart):
     lib = library(daily_agent=True)
     buyer = mart.customer()

@@ -3,7 +3,7 @@ promotion tags config/tags.yaml derives from the contact history, refreshed ever
 the target list (a campaign's target.tags_any / tags_none) and the HQ trajectory lookup.
 
 Revision ID: 0012_customer_tags
-Revises: 0008_offer_value
+Revises: 0011_agent_products
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_customer_tags"
-down_revision = "0008_offer_value"
+down_revision = "0011_agent_products"
 branch_labels = None
 depends_on = None
 
