@@ -63,6 +63,7 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
     """Every file HQ edits, with its loader (each raises ConfigError with file and line)."""
     from qz_outbound import budgets, campaigns, counties, coverage, economics, kpi, outcomes, segmentation, targeting, validation
     from qz_outbound.agent.settings import load_agent_config
+    from qz_outbound.learning.evaluation import load_evaluation_config
     from qz_outbound.portal.access import load_portal_config
     from qz_outbound.sms.settings import load_sms_config
 
@@ -81,6 +82,7 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
         ("agent_channel.yaml", load_agent_config),
         ("budgets.yaml", budgets.load_budgets),
         ("kpi_targets.yaml", kpi.load_targets),
+        ("evaluation.yaml", load_evaluation_config),
     ]
 
 
