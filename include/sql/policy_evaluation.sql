@@ -11,9 +11,12 @@
     tier (with `baseline` set; 0 otherwise): a conversion that would have happened anyway earns nothing.
     value_per_conversion and expected_cost are per campaign; the cells' mean is taken.
 
-    Returned: counts and the sums (of w, w^2, w r, w^2 r, w^2 r^2 per policy, of the paired difference
+    Returned per logged cycle x campaign x stability type x spend tier (a few hundred rows at most):
+    counts and the sums (of w, w^2, w r, w^2 r, w^2 r^2 per policy, of the paired difference
     d = (w_l - w_f) r and d^2, and the cross sums for the self-normalised difference) from which the
-    estimates and their variances are computed. No customer data leaves the database. -#}
+    estimates and their variances are computed, with the group's value per conversion and its control
+    baseline (customers, conversions): the baseline is itself estimated, and its sampling variance is
+    added to the estimates' (evaluation.py). No customer data leaves the database. -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 with treated as (
     select t.cycle_date, t.msisdn, t.campaign_code, t.stability_type, t.spend_tier,
@@ -37,7 +40,9 @@ outcome as (
 {%- if baseline %}
 base as (
     select t.cycle_date, t.campaign_code, t.stability_type, t.spend_tier,
-           avg(case when c.converted_at is not null then 1.0 else 0.0 end) as rate
+           avg(case when c.converted_at is not null then 1.0 else 0.0 end) as rate,
+           count(*) as base_n,
+           sum(case when c.converted_at is not null then 1 else 0 end) as base_conv
     from mkt_target as t
     join mkt_contact as c
       on c.cycle_date = t.cycle_date and c.msisdn = t.msisdn and c.channel = 'control'
@@ -52,7 +57,9 @@ offer_value as (
     group by cycle_date, campaign_code
 ),
 replay as (
-    select tr.cycle_date, tr.wf, tr.wl,
+    select tr.cycle_date, tr.campaign_code, tr.stability_type, tr.spend_tier, tr.wf, tr.wl, v.vpc,
+           {% if baseline %}coalesce(b.base_n, 0){% else %}0{% endif %} as base_n,
+           {% if baseline %}coalesce(b.base_conv, 0){% else %}0{% endif %} as base_conv,
            (o.converted - {% if baseline %}coalesce(b.rate, 0.0){% else %}0.0{% endif %}) * v.vpc - v.cost as r
     from treated as tr
     join outcome as o
@@ -65,7 +72,8 @@ replay as (
      and b.stability_type = tr.stability_type and b.spend_tier = tr.spend_tier
 {%- endif %}
 )
-select cycle_date,
+select cycle_date, campaign_code, stability_type, spend_tier,
+       max(vpc) as vpc, max(base_n) as base_n, max(base_conv) as base_conv,
        count(*) as n,
        sum(case when wf > 0 then 1 else 0 end) as matched_f,
        sum(case when wl > 0 then 1 else 0 end) as matched_l,
@@ -77,5 +85,5 @@ select cycle_date,
        sum((wl - wf) * r) as s_d, sum((wl - wf) * (wl - wf) * r * r) as s_d2,
        sum(wl * wf) as s_wlf, sum(wl * wf * r) as s_wlfr, sum(wl * wf * r * r) as s_wlfr2
 from replay
-group by cycle_date
-order by cycle_date
+group by cycle_date, campaign_code, stability_type, spend_tier
+order by cycle_date, campaign_code, stability_type, spend_tier

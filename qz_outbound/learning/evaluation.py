@@ -65,8 +65,13 @@ def window(day: dt.date, cfg: EvaluationConfig) -> tuple[dt.date, dt.date]:
     return day - dt.timedelta(days=cfg.lookback_days), day - dt.timedelta(days=cfg.skip_recent_days)
 
 
+GROUP = ["cycle_date", "campaign_code", "stability_type", "spend_tier"]
+BASE = ["vpc", "base_n", "base_conv"]
+
+
 def cycle_sums(marketing: Engine, first: dt.date, last: dt.date, cfg: EvaluationConfig) -> pd.DataFrame:
-    """Per logged cycle of ``first`` .. ``last``: the counts and sums of ``policy_evaluation.sql``."""
+    """Per logged cycle of ``first`` .. ``last``, campaign and cell (stability type x spend tier): the
+    counts and sums of ``policy_evaluation.sql``."""
     sql = db.render_sql("policy_evaluation.sql", marketing.dialect.name, baseline=cfg.baseline == "control")
     with marketing.connect() as conn:
         return pd.read_sql(db.date_binds(sql, "a", "b"), conn, params={"a": first, "b": last})
@@ -98,12 +103,26 @@ def _mean_se(total: float, squares: float, n: int) -> tuple[float, float]:
 def estimates(sums: pd.DataFrame, cfg: EvaluationConfig) -> list[dict]:
     """The figures of one evaluation from the per-cycle sums: IPW and self-normalised IPW for the fixed
     and the learned policy, and their difference learned − fixed (paired per row)."""
-    s = sums.drop(columns=["cycle_date"]).astype(float).sum() if not sums.empty else None
+    s = sums.drop(columns=GROUP + BASE).astype(float).sum() if not sums.empty else None
     z = _z(cfg.confidence)
     if s is None or s["n"] < 2:
         n = 0 if s is None else int(s["n"])
         return [_row(p, e, None, None, z, n, 0, None) for p in (FIXED, LEARNED, DIFFERENCE) for e in (IPW, SNIPW)]
     n = int(s["n"])
+    # The control baseline of a group is estimated from its control customers: its sampling variance
+    # (p~(1 - p~)/(m + 2), p~ = (conversions + 1)/(m + 2): never zero on a small group) reaches an
+    # estimate through the weight the group's rows give it, d estimate / d baseline = -sum(w) vpc / n.
+    g = sums.astype({"vpc": float, "base_n": float, "base_conv": float})
+    if cfg.baseline == "control":
+        m = g["base_n"]
+        pt = (g["base_conv"] + 1) / (m + 2)
+        bvar = (pt * (1 - pt) / (m + 2)).where(m > 0, 0.0)
+    else:
+        bvar = g["vpc"] * 0.0
+
+    def baseline_var(weights: pd.Series) -> float:
+        return float(((weights.astype(float) * g["vpc"]) ** 2 * bvar).sum())
+
     out = []
     sn = {}
     for policy, k in ((FIXED, "f"), (LEARNED, "l")):
@@ -112,11 +131,12 @@ def estimates(sums: pd.DataFrame, cfg: EvaluationConfig) -> list[dict]:
         ess = w * w / w2 if w2 > 0 else math.nan
         # IPW: the per-row terms x = w r; sum x^2 = sum w^2 r^2
         mean, se = _mean_se(wr, w2r2, n)
+        se = math.sqrt(se * se + baseline_var(g[f"s_w{k}"] / n))
         out.append(_row(policy, IPW, mean, se, z, n, matched, ess))
         # self-normalised: V = sum w r / sum w; delta method sqrt(sum w^2 (r - V)^2) / sum w
         if w > 0:
             v = wr / w
-            se_sn = math.sqrt(max(w2r2 - 2 * v * w2r + v * v * w2, 0.0)) / w
+            se_sn = math.sqrt(max(w2r2 - 2 * v * w2r + v * v * w2, 0.0) / (w * w) + baseline_var(g[f"s_w{k}"] / w))
         else:
             v = se_sn = math.nan
         sn[k] = (v, w)
@@ -124,6 +144,7 @@ def estimates(sums: pd.DataFrame, cfg: EvaluationConfig) -> list[dict]:
     matched = int(s["matched_l"])
     differing = int(s["differing"])
     mean, se = _mean_se(float(s["s_d"]), float(s["s_d2"]), n)
+    se = math.sqrt(se * se + baseline_var((g["s_wl"] - g["s_wf"]) / n))
     out.append(_row(DIFFERENCE, IPW, mean, se, z, n, matched, float(differing)))
     (vl, wl), (vf, wf) = sn["l"], sn["f"]
     if wl > 0 and wf > 0:
@@ -132,7 +153,7 @@ def estimates(sums: pd.DataFrame, cfg: EvaluationConfig) -> list[dict]:
         a = (float(s["s_wl2r2"]) - 2 * vl * float(s["s_wl2r"]) + vl * vl * float(s["s_wl2"])) / (ml * ml)
         b = (float(s["s_wf2r2"]) - 2 * vf * float(s["s_wf2r"]) + vf * vf * float(s["s_wf2"])) / (mf * mf)
         c = (float(s["s_wlfr2"]) - (vl + vf) * float(s["s_wlfr"]) + vl * vf * float(s["s_wlf"])) / (ml * mf)
-        se_sn = math.sqrt(max(a + b - 2 * c, 0.0)) / n
+        se_sn = math.sqrt(max(a + b - 2 * c, 0.0) / (n * n) + baseline_var(g["s_wl"] / wl - g["s_wf"] / wf))
         out.append(_row(DIFFERENCE, SNIPW, vl - vf, se_sn, z, n, matched, float(differing)))
     else:
         out.append(_row(DIFFERENCE, SNIPW, None, None, z, n, matched, float(differing)))
@@ -147,7 +168,7 @@ def evaluate(marketing: Engine, day: dt.date, cfg: EvaluationConfig | None = Non
     frame = pd.DataFrame(estimates(sums, cfg))
     frame.insert(0, "evaluated_on", day)
     frame["window_start"], frame["window_end"] = first, last
-    frame["cycles"] = int(len(sums))
+    frame["cycles"] = int(sums["cycle_date"].nunique()) if not sums.empty else 0
     frame["confidence"] = cfg.confidence
     return frame
 
