@@ -96,6 +96,13 @@ def test_share_report_finds_the_planted_moved_cells(engine, tmp_path):
     assert set(rows["campaign_code"]) == {X, Y} and rows["stability_type"].isna().all()
     assert (rows["note"] == shares.NO_CELL).all()
 
+    # no share moved beyond the threshold: an empty report with its headers, zero counts
+    calm = evaluation.EvaluationConfig(share_report=evaluation.ShareReport(min_change_pp=50))
+    result = shares.write_share_report(engine, dt.date(2026, 9, 9), out=tmp_path / "calm", cfg=calm)
+    assert result == {"cycle_date": CYCLE.isoformat(), "campaigns_changed": 0, "cells_moved": 0}
+    frame = pd.read_csv(tmp_path / "calm" / "reports" / "2026-09-09" / "offer_shares.csv", encoding="utf-8-sig")
+    assert frame.empty and list(frame.columns) == list(shares.HEADERS.values())
+
     # HQ's page reads the same data
     page = learning_page.learning_data(engine, dt.date(2026, 9, 9))
     assert page["cycle"] == CYCLE.isoformat() and page["previous"] == PREV.isoformat()

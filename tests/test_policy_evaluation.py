@@ -64,15 +64,15 @@ def _partitions(engine, days) -> None:
                                          f"{table} for values in ('{d.isoformat()}')")
 
 
-def plant(engine, learned_of, seed: int = 2, per_cycle: int = PER_CYCLE) -> dict:
+def plant(engine, learned_of, seed: int = 2, per_cycle: int = PER_CYCLE, cycles: list[dt.date] = CYCLES) -> dict:
     """Logged cycles under fixed + ε exploration; returns the truth of V(fixed), V(learned) and the
     difference over the treated customers (what the evaluation estimates)."""
     rng = np.random.default_rng(seed)
-    _partitions(engine, CYCLES)
+    _partitions(engine, cycles)
     targets, contacts, values = [], [], []
     truth = {"fixed": [], "learned": []}
     created = dt.datetime(2026, 9, 1, 9, 0, tzinfo=clock.SHANGHAI)
-    for ci, cycle in enumerate(CYCLES):
+    for ci, cycle in enumerate(cycles):
         for i in range(per_cycle):
             msisdn = f"13{ci}{i:08d}"
             stype = "41" if rng.random() < 0.5 else "21"

@@ -117,10 +117,9 @@ def share_changes(marketing: Engine, cycle_date: dt.date, cfg: EvaluationConfig 
     changed = shares[shares["change_pp"].abs() > cfg.share_report.min_change_pp]
     cells = moved_cells(marketing, cycle_date, previous, list(changed["campaign_code"]), cfg) if len(changed) else \
         pd.DataFrame(columns=["campaign_code"])
-    rows = changed.merge(cells, on="campaign_code", how="left")
+    rows = changed.merge(cells, on="campaign_code", how="left").reindex(columns=list(HEADERS))
     rows["note"] = rows["stability_type"].map(lambda v: NO_CELL if pd.isna(v) else "")
     rows["cycle_date"], rows["previous_cycle"] = cycle_date.isoformat(), previous.isoformat()
-    rows = rows.reindex(columns=list(HEADERS))
     return {"cycle_date": cycle_date, "previous": previous, "shares": shares, "rows": rows.reset_index(drop=True)}
 
 
