@@ -12,7 +12,7 @@ was triggered) in Asia/Shanghai:
 | attribute_orders | each order credited to the latest contact for its product within the attribution window (control contacts too) |
 | stage_bills | closed months' bills (`usage_monthly`) → `stg_bill`, each month once, for the marketing trajectory |
 | outcome_report | conversion, control conversion, uplift with intervals, cost and ROI per campaign / variant / segment type / county / channel / call script, ranked; trend over cycles; bills before/after; `outcomes.html` with charts and CSVs in the cycle's report folder (HQ's portal lists it) |
-| auto_pause | only with `auto_pause.enabled` (off by default): campaigns whose uplift is significantly negative on enough contacts → `mkt_campaign_pause`; the next target list leaves them out |
+| auto_pause | with `auto_pause.enabled` (off by default): campaigns whose uplift is significantly negative on enough contacts → `mkt_campaign_pause`; with `auto_pause.roi_negative.enabled`: campaigns whose latest measured ROI is negative with confidence (`mkt_campaign_economics`) → `mkt_campaign_pause` and HQ alerted once; the next target list leaves them out |
 
 SMS receipts and replies are applied by the SMS receiver service as they arrive. Every task is
 idempotent: sources arriving late, twice or out of order give the same history. Settings in
@@ -91,14 +91,17 @@ def outcomes_loop():
 
     @task
     def auto_pause(_report: dict, logical_date=None, dag_run=None) -> dict:
-        """After the report: the same figures decide (campaign codes only in the XCom)."""
+        """After the report: the same figures decide, and the latest measured economics (ROI negative
+        with confidence: HQ alerted). Campaign codes only in the XCom."""
+        from qz_alerts import notify
         from qz_db_hook import MARKETING_DB, engine_for
 
         from qz_outbound import campaigns, clock, outcomes
 
         cycle_date = clock.cycle_date_of(_day(logical_date, dag_run))
         return {"paused_now": outcomes.auto_pause_campaigns(engine_for(MARKETING_DB), cycle_date,
-                                                            campaigns.load_library())}
+                                                            campaigns.load_library(), notify=notify,
+                                                            run_id=getattr(dag_run, "run_id", None))}
 
     auto_pause(outcome_report(apply_call_outcomes(), attribute_orders(stage_orders()), stage_bills()))
 

@@ -35,7 +35,8 @@ class Alert:
 
     ``kind``: task_failed | deadline_missed | stage_late | sms_in_doubt | campaign_held (validation
     held back a campaign's rows; the rest of the cycle went on) | budget (a campaign's monthly budget
-    passed 80% or 100%: docs/budgets-kpi.md)."""
+    passed 80% or 100%: docs/budgets-kpi.md) | campaign_paused (a campaign's ROI is negative with
+    confidence and the auto-pause took it out of the next cycles: docs/learning.md)."""
 
     kind: str
     summary: str

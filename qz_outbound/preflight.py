@@ -64,6 +64,7 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
     from qz_outbound import budgets, campaigns, counties, coverage, economics, kpi, outcomes, segmentation, tags, targeting, validation
     from qz_outbound.agent.settings import load_agent_config
     from qz_outbound.learning.values import load_learning_config
+    from qz_outbound.learning.evaluation import load_evaluation_config
     from qz_outbound.portal.access import load_portal_config
     from qz_outbound.sms.settings import load_sms_config
 
@@ -84,6 +85,7 @@ def config_file_loaders() -> list[tuple[str, Callable[[], Any]]]:
         ("budgets.yaml", budgets.load_budgets),
         ("kpi_targets.yaml", kpi.load_targets),
         ("learning.yaml", load_learning_config),
+        ("evaluation.yaml", load_evaluation_config),
     ]
 
 

@@ -294,6 +294,30 @@ mkt_offer_value = sa.Table(
     sa.Column("expected_value", sa.Float, nullable=False),        # yuan per offer made
 )
 
+# The offline evaluation of the learning loop (docs/learning.md "Offline evaluation and guard rails"):
+# per evaluation day, what the fixed priorities and the learned policy would each have earned per offer
+# over the look-back window of logged cycles (inverse propensity weighting), and the paired difference
+# learned - fixed, with its standard error and interval. Replaced whole by a re-run of the day.
+mkt_policy_evaluation = sa.Table(
+    "mkt_policy_evaluation",
+    metadata,
+    sa.Column("evaluated_on", sa.Date, primary_key=True),
+    sa.Column("policy", sa.String(16), primary_key=True),      # fixed | learned | learned-fixed
+    sa.Column("estimator", sa.String(8), primary_key=True),    # ipw | snipw
+    sa.Column("window_start", sa.Date, nullable=False),        # the logged cycles replayed
+    sa.Column("window_end", sa.Date, nullable=False),
+    sa.Column("cycles", sa.Integer, nullable=False),
+    sa.Column("estimate", sa.Float),                           # yuan per offer; null: no logged rows
+    sa.Column("se", sa.Float),
+    sa.Column("ci_low", sa.Float),
+    sa.Column("ci_high", sa.Float),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),                # logged treated rows with a propensity
+    sa.Column("matched", sa.Integer, nullable=False),          # rows whose logged offer is the policy's choice
+    sa.Column("ess", sa.Float),                                # effective sample size (sum w)^2 / sum w^2
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Budgets (docs/budgets-kpi.md). The cost each cycle commits per campaign and county, written by
 # the budget step before publishing (replaced by a re-run of the cycle): the month's committed cost
 # is the sum over its cycles. Expected conversions are fractional (contacts x expected rate).

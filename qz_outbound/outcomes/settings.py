@@ -14,9 +14,19 @@ class Flag(config.StrictModel):
     min_conversion_rate: float = Field(ge=0, le=1)
 
 
+class RoiNegative(config.StrictModel):
+    """Pause on ROI negative with confidence (``mkt_campaign_economics``; docs/learning.md)."""
+    enabled: bool = False
+    min_contacted: int = Field(default=1000, ge=1)
+    # pause when the ROI's upper bound (incremental revenue at arpu_ci_high, minus cost, over cost)
+    # is below this; 0: the whole interval of the ROI lies below zero
+    max_roi_high: float = Field(default=0.0, le=0)
+
+
 class AutoPause(config.StrictModel):
     enabled: bool = False
     min_contacts: int = Field(default=1000, ge=1)
+    roi_negative: RoiNegative = RoiNegative()
 
 
 class OutcomeConfig(config.StrictModel):

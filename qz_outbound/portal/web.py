@@ -366,6 +366,9 @@ def create_app(get_user: Callable[..., Any], engine: Callable[[], Engine],
     from qz_outbound.portal import economics as economics_pages   # HQ's economics page (营销效益)
     economics_pages.add_routes(app, engine=engine, viewer=viewer, audit=audit, page=page)
 
+    from qz_outbound.portal import learning as learning_pages   # HQ's learning-loop page (学习闭环)
+    learning_pages.add_routes(app, engine=engine, viewer=viewer, audit=audit, page=page)
+
     from qz_outbound.portal import kpi as kpi_pages   # county KPI pages (考核完成情况)
 
     kpi_pages.add_routes(app, viewer=viewer, engine=engine, page=page, audit=audit)
