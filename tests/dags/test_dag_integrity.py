@@ -94,6 +94,35 @@ def test_outbound_daily_is_scheduled_daily_in_shanghai(dagbag):
     assert dag.max_active_runs == 1
 
 
+def test_agent_channel_runs_hand_over_on_the_schedule_the_serve_task_assumes(dagbag):
+    """The serve task polls until the next scheduled run start plus the handover
+    (qz_outbound.agent.serving); if the cron and that arithmetic drifted apart, a gap would open
+    between runs (or runs would pile up)."""
+    import datetime as dt
+
+    from qz_outbound.agent import serving
+
+    dag = dagbag.dags["agent_channel"]
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "CronTriggerTimetable"
+    assert str(getattr(timetable.timezone, "name", timetable.timezone)) == "Asia/Shanghai"
+    assert dag.max_active_runs >= 2          # the next run starts while this one still serves
+    import pendulum
+
+    start = pendulum.datetime(2026, 11, 23, 9, 17, tz="Asia/Shanghai")
+    from airflow.timetables.trigger import CronTriggerTimetable   # the scheduler's side of the SDK class
+
+    fires = CronTriggerTimetable(timetable.expression, timezone=timetable.timezone)
+    first = fires._get_next(start)           # the cron's next two fire times after 09:17
+    second = fires._get_next(first)
+    assert first == serving.next_run_start(start)
+    assert (second - first) == dt.timedelta(minutes=serving.RUN_EVERY_MINUTES)
+    assert serving.HANDOVER_SECONDS > 0
+    task = dag.get_task("serve_top_ups")
+    longest = dt.timedelta(minutes=serving.RUN_EVERY_MINUTES, seconds=serving.HANDOVER_SECONDS)
+    assert task.execution_timeout > longest
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.name for p in DAG_FILES])
 def test_dag_file_touches_no_database_file_or_network_at_parse_time(dag_file, tmp_path):
     """Import the DAG file in a fresh interpreter where, once Airflow itself is loaded, every
