@@ -7,7 +7,8 @@ everything the run stamps (top-up written, SMS accepted) comes from that clock.
     .venv/bin/python benchmarks/shifted_clock.py . -8 benchmarks/bench_agent_latency.py --subscribers 50000
 
 ROOT: the checkout whose code runs (another clone, e.g. main's, for a before/after comparison);
-BENCHMARK: a path inside ROOT.
+BENCHMARK: a path inside ROOT. Code that has ``QZ_CLOCK_OFFSET_SECONDS`` (qz_outbound/clock.py) needs no
+wrapper: set it in the environment; this one is for checkouts from before it (before/after runs).
 """
 
 from __future__ import annotations

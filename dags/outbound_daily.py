@@ -28,10 +28,13 @@ carry counts and paths only, never customer data.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from airflow.sdk import PokeReturnValue, task
 from qz_alerts import notify
 from qz_dags import CONTACTS, SEGMENT_SNAPSHOT, cron, outbound_dag
+
+log = logging.getLogger(__name__)
 
 
 @outbound_dag(
@@ -120,12 +123,16 @@ def outbound_daily():
         from qz_db_hook import MARKETING_DB, engine_for
 
         from qz_outbound import campaigns, targeting
+        from qz_outbound.learning import evaluation
 
         cycle_date = dt.date.fromisoformat(segmented["cycle_date"])
-        # allow_learned: wired to the offline evaluation at merge (config/learning.yaml's mode decides meanwhile)
-        n = targeting.build_target_list(engine_for(MARKETING_DB), cycle_date, campaigns.load_library(),
-                                        allow_learned=True)
-        return {"cycle_date": segmented["cycle_date"], "targets": n}
+        engine = engine_for(MARKETING_DB)
+        # config/learning.yaml's learned or blend mode runs only when the offline evaluation
+        # (campaign_economics' learning_review) finds it better than fixed priorities with confidence
+        allowed, why = evaluation.arbitration_gate(engine, cycle_date)
+        log.info("arbitration: %s", why)
+        n = targeting.build_target_list(engine, cycle_date, campaigns.load_library(), allow_learned=allowed)
+        return {"cycle_date": segmented["cycle_date"], "targets": n, "learned": allowed}
 
     @task(pool="marketing_db", execution_timeout=dt.timedelta(minutes=10))
     def coverage_report(targets: dict, dag_run=None, ti=None) -> dict:

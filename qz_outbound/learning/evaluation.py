@@ -263,3 +263,18 @@ def learned_allowed(engine: Engine, day: dt.date, cfg: EvaluationConfig | None =
     (the interval's low end > 0) on at least ``min_matched`` rows matching the learned policy."""
     allowed, key, facts = gate(engine, day, cfg)
     return allowed, reason_text(key, facts)
+
+
+def arbitration_gate(engine: Engine, day: dt.date, learning=None,
+                     cfg: EvaluationConfig | None = None) -> tuple[bool, str]:
+    """What the cycle's target list step passes as ``allow_learned`` (config/learning.yaml's mode,
+    through :func:`learned_allowed`): mode fixed needs no gate (False, the learned choice is still
+    logged); learned and blend run only when the offline evaluation allows, else the cycle falls
+    back to fixed priorities and says why (counts and estimates only, no customer)."""
+    from qz_outbound.learning.values import load_learning_config
+
+    learning = learning or load_learning_config()
+    if learning.mode == "fixed":
+        return False, "mode fixed: fixed priorities decide (the learned choice is logged for the evaluation)"
+    allowed, why = learned_allowed(engine, day, cfg)
+    return allowed, (f"mode {learning.mode} " + ("runs: " if allowed else "falls back to fixed priorities: ") + why)
