@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from qz_outbound import db, schema, segmentation, targeting
 from qz_outbound.datamart import schema as dm_schema
 from qz_outbound.metadata import full_metadata
+from qz_outbound.learning.values import load_learning_config
 
 from test_contact_policy import D, Mart, campaign
 
@@ -124,7 +125,7 @@ def test_no_assignment_breaks_the_policy_and_one_offer_each(engines, lib, people
         for days, code, channel, response, prefix in c["history"]:
             mart.past_contact(c["msisdn"], days, campaign_code=f"{prefix}-{code:03d}", channel=channel,
                               response=response)
-    mart.run(lib)
+    mart.run(lib, learning=load_learning_config())   # as shipped: the exploration share included
     with mk.connect() as conn:
         types = dict(conn.execute(sa.text("select msisdn, stability_type from mkt_segment_snapshot")).all())
         explored = set(conn.execute(sa.text("select msisdn from mkt_target where arm = 'explore'")).scalars())

@@ -87,10 +87,17 @@ class Mart:
             conn.execute(schema.mkt_opt_out.insert(), [{
                 "msisdn": msisdn, "opted_out_at": dt.datetime(2026, 10, 1, 10), "source": "sms_reply"}])
 
-    def run(self, library, channels=CHANNELS, day=D, queue_sms=False):
+    def run(self, library, channels=CHANNELS, day=D, queue_sms=False, learning=None):
+        """One cycle. ``learning``: config/learning.yaml as shipped but without exploration unless
+        given: these tests pin who gets which offer under fixed priorities; the exploration arm is
+        tested in tests/test_learning*.py and, with the shipped share, by the arbitration property test."""
+        from qz_outbound.learning.values import load_learning_config
+
+        if learning is None:
+            learning = load_learning_config().model_copy(update={"exploration_share": 0.0})
         segmentation.segment_customers(self.dm, self.mk, day)
         targeting.stage_extracts(self.dm, self.mk, day)
-        targeting.build_target_list(self.mk, day, library, channels=channels)
+        targeting.build_target_list(self.mk, day, library, channels=channels, learning=learning)
         for county in ("350582", "350503"):
             publish.publish_county(self.mk, day, county, library, channels, queue_sms=queue_sms)
 
