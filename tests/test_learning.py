@@ -258,6 +258,7 @@ from qz_outbound import publish, segmentation, targeting  # noqa: E402
 from qz_outbound.metadata import full_metadata  # noqa: E402
 
 import test_arbitration_property as prop  # noqa: E402
+from test_arbitration_property import engines  # noqa: E402,F401  (its data mart and marketing_db pair)
 from test_contact_policy import CHANNELS, D as POLICY_DAY, Mart  # noqa: E402
 
 
@@ -266,21 +267,6 @@ def _choice_set(c, lib):
     only when no other is allowed: what any arm may choose from."""
     allowed = [k for k in lib if prop.expected_offer(c, [k]) == k.code]
     return [k for k in allowed if not k.fallback] or allowed
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def prop_engines(request, tmp_path_factory, pg_database_factory):
-    if request.param == "sqlite":
-        base = tmp_path_factory.mktemp("learnprop")
-        dm = db.make_engine(f"sqlite:///{base / 'dm.db'}")
-        mk = db.make_engine(f"sqlite:///{base / 'mk.db'}")
-    else:
-        dm = db.make_engine(pg_database_factory("qz_lprop_dm"))
-        mk = db.make_engine(pg_database_factory("qz_lprop_mk"))
-    schema.ensure_schema(mk)
-    yield dm, mk
-    dm.dispose()
-    mk.dispose()
 
 
 def _mostly_contactable(c, keep):
@@ -298,12 +284,12 @@ def _mostly_contactable(c, keep):
                        min_size=1, max_size=8),
        mode=st.sampled_from(["fixed", "learned", "blend"]), eps=st.sampled_from([0.0, 0.5]),
        worth=st.lists(st.sampled_from([5.0, 50.0, 500.0]), min_size=5, max_size=5))
-def test_every_arm_keeps_the_contact_policy(prop_engines, lib, people, mode, eps, worth):
+def test_every_arm_keeps_the_contact_policy(engines, lib, people, mode, eps, worth):
     """On random marts and libraries (test_arbitration_property's), in every mode and with heavy
     exploration: each offer is one the contact policy allows (a fallback only without another),
     fixed_code is the plain priority reading, learned_code the best expected value, and the
     propensity is (1 - e) x [the mode's choice] + e / k."""
-    dm, mk = prop_engines
+    dm, mk = engines
     dm_schema_reset(dm, mk)
     mart = Mart(dm, mk)
     for c in people:
