@@ -85,8 +85,9 @@ def month_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
-def _sms_parts(library: list[Campaign]) -> list[tuple[str, str, int]]:
-    """(campaign, variant, SMS parts) of each campaign's texts, rendered as publishing renders them
+def sms_parts(library: list[Campaign]) -> list[tuple[str, str, int]]:
+    """(campaign, variant, SMS parts) of each campaign's texts, rendered as publishing renders them: what
+    an SMS offer costs, for the budgets and the learning loop's offer values alike
     (a text naming the customer with a stand-in name)."""
     from qz_outbound.sms.render import RenderError, render_sms
     from qz_outbound.sms.settings import load_sms_config
@@ -133,7 +134,7 @@ def apply_budgets(marketing: Engine, cycle_date: dt.date, library: list[Campaign
     costs = costs or load_contact_costs()
     dialect = marketing.dialect.name
     rates = _conversion_rates(marketing, cycle_date, cfg, library)
-    parts = _sms_parts(library)
+    parts = sms_parts(library)
     context = {
         "campaigns": [{"code": c.code, "offer_cost": float(c.offer_cost_yuan), "rate": rates[c.code]}
                       for c in library],

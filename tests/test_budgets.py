@@ -171,7 +171,7 @@ def test_alerts_fire_once_each_at_80_and_100_percent_across_the_days_of_a_month(
     campaign = next(c for c in _library(offer_cost=10.0) if c.sms_variants and "sms" in c.channels)
     library = [campaign]
     variant = campaign.variant_labels[0]
-    parts = dict(((k, v), p) for k, v, p in budgets._sms_parts(library))[(campaign.code, variant)]
+    parts = dict(((k, v), p) for k, v, p in budgets.sms_parts(library))[(campaign.code, variant)]
     per_row = parts * 0.05 + 0.01 * 10.0                 # an SMS's parts + expected conversions x offer cost
     per_day = 100 * per_row
     cfg = budgets.BudgetConfig(campaigns={campaign.code: budgets.CampaignBudget(

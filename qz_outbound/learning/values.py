@@ -91,11 +91,11 @@ def contact_cost(campaign: Campaign, costs: ContactCosts, parts: dict[str, float
 def campaign_constants(marketing: Engine, cycle_date: dt.date, library: list[Campaign], cfg: LearningConfig,
                        costs: ContactCosts | None = None) -> list[dict]:
     """Per campaign: value per conversion, contact cost and offer cost (the context of offer_value.sql)."""
-    from qz_outbound.budgets import _sms_parts
+    from qz_outbound.budgets import sms_parts
 
     costs = costs or load_contact_costs()
     per_variant: dict[str, list[int]] = {}
-    for code, _label, n in _sms_parts([c for c in library if c.sms_variants]):
+    for code, _label, n in sms_parts([c for c in library if c.sms_variants]):
         per_variant.setdefault(code, []).append(n)
     parts = {code: sum(ns) / len(ns) for code, ns in per_variant.items() if ns}
     measured = measured_values(marketing, cycle_date)
