@@ -23,6 +23,8 @@
 #   QZ_TOPO_DEMO_DATAMART_URL: where that demo data mart goes [database qz_topo_datamart]
 #   QZ_TOPO_SMSC ["dev"]: "dev" starts the development SMSC; otherwise the JSON of the `smsc`
 #       connection of a real SMSC (nothing started for it)
+#   QZ_TOPO_SMSC_RATE [1000]  QZ_TOPO_SMSC_WINDOW [100]: the development SMSC's contracted rate
+#       (submit_sm per second, the whole account) and window, as the `smsc` connection's extras
 #   QZ_FAKE_NOW: the project's clock for every process (the demo plays the cycle day at 09:00)
 #   AIRFLOW_CONN_ALERT_WEBHOOK / AIRFLOW_CONN_ALERT_SMTP: passed on (docs/runbook.md, alerts)
 set -euo pipefail
@@ -137,7 +139,7 @@ start_all() {
 
   local smsc_conn=${QZ_TOPO_SMSC:-dev}
   if [ "$smsc_conn" = dev ]; then
-    smsc_conn="{\"conn_type\": \"generic\", \"host\": \"127.0.0.1\", \"port\": $SMSC_PORT, \"login\": \"QZDEV\", \"password\": \"dev\", \"extra\": {\"source_addr\": \"10658\", \"rate\": 1000, \"window\": 100}}"
+    smsc_conn="{\"conn_type\": \"generic\", \"host\": \"127.0.0.1\", \"port\": $SMSC_PORT, \"login\": \"QZDEV\", \"password\": \"dev\", \"extra\": {\"source_addr\": \"10658\", \"rate\": ${QZ_TOPO_SMSC_RATE:-1000}, \"window\": ${QZ_TOPO_SMSC_WINDOW:-100}}}"
     local dev_smsc=1
   fi
 
