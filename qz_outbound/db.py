@@ -257,9 +257,13 @@ def land_query(
     * otherwise: delete and insert in one transaction.
 
     The template receives ``n_slices`` and, when slicing, the bind parameter
-    ``slice``; it must restrict every base table to that slice of customers.
-    ``planner``: PostgreSQL settings (``set local``) for the statements that write the
-    slices, for a template whose plan the slice predicate misleads (see segmentation).
+    ``slice``; it must restrict every base table to that slice of customers. The slice
+    predicate hides the row counts from the planner (it guesses 0.5% of each table), so slice
+    statements never use nested loops: with a few thousand rows expected where there are
+    millions, a nested loop over a whole table per row ran for many minutes (the target list at
+    6.4 M subscribers, benchmarks/results/full_cycle.md 2026-12-02); they are set work, hash joins.
+    ``planner``: further PostgreSQL settings (``set local``) for the statements that write the
+    slices, for a template whose plan the slice predicate misleads otherwise (see segmentation).
     Returns the number of rows landed.
     """
     context = dict(context or {})
@@ -365,6 +369,7 @@ def _insert_slices(dst: Engine, stage: str, cols: str, select_sql: str, params: 
             # each slice is one serial statement; the slices are the parallelism
             conn.exec_driver_sql("set local max_parallel_workers_per_gather = 0")
             conn.exec_driver_sql("set local work_mem = '1GB'")
+            conn.exec_driver_sql(f"set local enable_nestloop = {'off' if n_slices > 1 else 'on'}")
             for name, value in planner.items():
                 conn.execute(sa.text("select set_config(:n, :v, true)"), {"n": name, "v": value})
             return conn.execute(sa.text(f"insert into {stage} ({cols})\n{select_sql}"),
@@ -387,7 +392,8 @@ def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str,
         query = str(stmt.bindparams(**{k: v for k, v in bound.items() if k in used}).compile(
             dialect=src.dialect, compile_kwargs={"literal_binds": True})).replace("%%", "%")  # no driver params left
         with src.connect() as sconn, dst.begin() as dconn:
-            for name, value in planner.items():   # local to the transaction the COPY runs in
+            # local to the transaction the COPY runs in; no nested loops under the slice predicate
+            for name, value in {"enable_nestloop": "off" if n_slices > 1 else "on", **planner}.items():
                 sconn.execute(sa.text("select set_config(:n, :v, true)"), {"n": name, "v": value})
             scur = sconn.connection.driver_connection.cursor()
             dcur = dconn.connection.driver_connection.cursor()

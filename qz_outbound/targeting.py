@@ -240,14 +240,7 @@ def build_target_list(marketing: Engine, cycle_date: dt.date, library: list[Camp
     active, params, context = target_list_inputs(marketing, cycle_date, library, policy, channels,
                                                  learning=learning, allow_learned=allow_learned)
     n = db.land_query(marketing, marketing, "target_list.sql", params, "mkt_target", TARGET_COLUMNS,
-                      cycle_date=cycle_date, slices=slices, context=context,
-                      # The slice predicate hides the row counts from the planner (it guesses 0.5% of
-                      # the snapshot: 1,734 contactable customers per slice instead of 3.1 million at
-                      # 6.4 M subscribers), so it checks each campaign's product holdings and blocks by
-                      # a nested loop over the whole staged table per customer (9 min without finishing).
-                      # Every step here is set work over whole tables: hash joins, never nested loops
-                      # (benchmarks/results/full_cycle.md, 2026-12-02).
-                      planner={"enable_nestloop": "off"})
+                      cycle_date=cycle_date, slices=slices, context=context)
     record_stage(marketing, cycle_date, "target", n, time.monotonic() - started,
                  detail=f"{len(active)} campaigns, arbitration {context['mode']}, "
                         f"exploration {context['exploration_bp'] / 100:g}%")
