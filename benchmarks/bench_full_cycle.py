@@ -318,7 +318,6 @@ def main() -> int:
             " select date_trunc('minute', accepted_at at time zone 'Asia/Shanghai') m, 1 a, 0 r from sms_part where accepted_at is not null"
             " union all select date_trunc('minute', receipt_at at time zone 'Asia/Shanghai'), 0, 1 from sms_part where receipt_at is not null"
             ") x group by m order by m")).all()
-    marketing.dispose()
     total_parts = sum(parts.values())
     wall = (end - start).total_seconds()
     by_stage: dict[str, list] = {}
@@ -353,7 +352,7 @@ def main() -> int:
         lines.append(f"- ended: {result.get('done')}")
         # sustained rate: from one minute after the first accept to the last accept
         t1 = first_acc + dt.timedelta(minutes=1)
-        with db.make_engine(urls["marketing"]).connect() as conn:
+        with marketing.connect() as conn:
             n_sus = conn.execute(sa.text("select count(*) from sms_part where accepted_at >= :a and accepted_at <= :b"),
                                  {"a": t1, "b": last_acc}).scalar()
         span = (last_acc - t1).total_seconds()
@@ -370,7 +369,7 @@ def main() -> int:
               + ", ".join(f"{k} {v:,}" for k, v in sorted(parts.items())) + "; contacts: "
               + ", ".join(f"{k} {v:,}" for k, v in sorted(contacts.items())),
               f"- peak RSS of any task process: {peak_all / 2**30:.2f} GB; services: "
-              + ", ".join(f"{name} {max((sampler.peak.get(pid, 0) for pid in [pid]), default=0) / 2**20:.0f} MB"
+              + ", ".join(f"{name} {sampler.peak.get(pid, 0) / 2**20:.0f} MB"
                           for name, pid in sorted(services.items()))
               + f"; PostgreSQL's processes summed {sampler.pg_peak / 2**30:.1f} GB"]
     if "size_before" in result and "size_after" in result:
@@ -390,6 +389,7 @@ def main() -> int:
         lines += [f"| {m:%H:%M} | {a:,} | {r:,} |" for m, a, r in per_minute]
     lines += ["", "| task | state | starts at s | duration s | peak RSS MB |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {n} | {st} | {at:.0f} | {secs:.0f} | {mb:.0f} |" for n, st, at, secs, mb in rows]
+    marketing.dispose()
     text = "\n".join(lines) + "\n"
     out = ROOT / "benchmarks" / "results" / "full_cycle.md"
     if not out.exists():
