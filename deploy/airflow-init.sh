@@ -21,9 +21,9 @@ counties=$(python -c 'from qz_outbound import counties; print(" ".join(counties.
 
 ensure_user() {  # ensure_user NAME ROLE PASSWORD
   if airflow users list -o plain | awk '{print $2}' | grep -qx "$1"; then
-    airflow users reset-password --username "$1" --password "$3" >/dev/null   # rotation: .env is the truth
+    airflow users reset-password --username "$1" --password="$3" >/dev/null   # rotation: .env is the truth
   else
-    airflow users create --username "$1" --role "$2" --password "$3" \
+    airflow users create --username "$1" --role "$2" --password="$3" \
       --firstname "$1" --lastname qz --email "$1@qz-outbound.invalid" >/dev/null
   fi
 }

@@ -24,7 +24,9 @@ from qz_outbound import call_lists, clock, counties, db
 ROOT = Path(__file__).resolve().parents[2]
 D = "2026-11-23"
 JJ, NA = "350582", "350583"
-COUNTY_PASSWORDS = {"county_350582": "jj-fab-pass", "county_350583": "na-fab-pass"}
+# a password may begin with "-" (secrets.token_urlsafe gives one in 64): airflow-init.sh must not
+# read it as an option
+COUNTY_PASSWORDS = {"county_350582": "-jj-fab-pass", "county_350583": "na-fab-pass"}
 
 
 def _free_port() -> int:
