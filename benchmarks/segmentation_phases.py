@@ -1,0 +1,95 @@
+"""Segmentation's wall time by phase, against the bare scan of the same run (not a test).
+
+On an existing data mart (PostgreSQL), in one run:
+
+* the bare aggregation scan as ``bench_segmentation.py`` defines it (warmed once, then timed);
+* ``segment_customers`` as the DAG runs it, ``--repeat`` times, with its phases timed: writing the
+  stage (the slice statements, or the COPY streams when marketing_db is another database), the swap
+  (primary key, check, attach, analyze), the purge;
+* ``--slices N`` overrides ``parallel_slices`` of config/segmentation.yaml for the run;
+* a fingerprint of the cycle's snapshot (md5 over every row in msisdn order), so two runs with
+  different settings can be shown to give the same rows.
+
+    .venv/bin/python benchmarks/segmentation_phases.py --datamart postgresql+psycopg://postgres@127.0.0.1:5433/qz_full_dm
+    .venv/bin/python benchmarks/segmentation_phases.py --datamart …/qz_full_dm --slices 1
+    .venv/bin/python benchmarks/segmentation_phases.py --datamart …/qz_full_dm --marketing …/qz_full_marketing
+
+The data mart ``bench_full_cycle.py`` leaves (``qz_full_dm``, 6.4 M subscribers) carries the
+marketing tables too, so ``--marketing`` defaults to the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qz_outbound import db, segmentation  # noqa: E402
+
+D = dt.date(2026, 11, 23)
+PHASES = {"_insert_slices": "stage written (slice statements)", "_copy_slices": "stage written (COPY streams)",
+          "_swap_partition": "primary key, attach, analyze", "drop_cycles_before": "purge of old cycles"}
+
+
+def bare_scan(conn) -> float:
+    m0, _, m2 = segmentation.cycle_months(D)
+    sql = (f"select count(*) from (select msisdn, sum(spend_yuan) as s, sum(voice_minutes) as v, sum(data_mb) as d "
+           f"from usage_monthly where month >= date '{m2}' and month <= date '{m0}' group by msisdn) as x")
+    conn.exec_driver_sql(sql).all()   # warm
+    started = time.perf_counter()
+    conn.exec_driver_sql(sql).all()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--datamart", required=True)
+    ap.add_argument("--marketing", help="marketing_db (default: the data mart's database)")
+    ap.add_argument("--slices", type=int, help="parallel_slices for this run (default: the config's)")
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    dm = db.make_engine(args.datamart)
+    mk = db.make_engine(args.marketing) if args.marketing else dm
+    cfg = segmentation.load_config()
+    if args.slices:
+        cfg = cfg.model_copy(update={"parallel_slices": args.slices})
+
+    spent: dict[str, float] = {}
+    for name in PHASES:
+        original = getattr(db, name)
+
+        @functools.wraps(original)
+        def timed(*a, _f=original, _n=name, **k):
+            started = time.perf_counter()
+            try:
+                return _f(*a, **k)
+            finally:
+                spent[_n] = spent.get(_n, 0.0) + time.perf_counter() - started
+        setattr(db, name, timed)
+
+    with dm.connect() as conn:
+        scan = bare_scan(conn)
+    print(f"bare aggregation scan: {scan:.1f} s")
+    print(f"slices: {cfg.parallel_slices}; marketing_db: {'same database' if mk is dm else 'another database'}")
+    for run in range(1, args.repeat + 1):
+        spent.clear()
+        started = time.perf_counter()
+        n = segmentation.segment_customers(dm, mk, D, cfg)
+        total = time.perf_counter() - started
+        parts = ", ".join(f"{PHASES[k]} {v:.1f} s" for k, v in spent.items())
+        print(f"run {run}: {n:,} customers in {total:.1f} s = {total / scan:.2f}× the scan ({parts})", flush=True)
+    with mk.connect() as conn:
+        digest = conn.exec_driver_sql(
+            "select md5(string_agg(md5(t::text), '' order by msisdn)) from mkt_segment_snapshot as t "
+            f"where cycle_date = date '{D}'").scalar()
+    print(f"snapshot fingerprint: {digest}")
+
+
+if __name__ == "__main__":
+    main()
