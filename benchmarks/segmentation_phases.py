@@ -3,9 +3,12 @@
 On an existing data mart (PostgreSQL), in one run:
 
 * the bare aggregation scan as ``bench_segmentation.py`` defines it (warmed once, then timed);
-* ``segment_customers`` as the DAG runs it, ``--repeat`` times, with its phases timed: writing the
-  stage (the slice statements, or the COPY streams when marketing_db is another database), the swap
-  (primary key, check, attach, analyze), the purge;
+* ``segment_customers`` as the DAG runs it, with its phases timed (the usage fingerprint, the
+  usage pivot's build, writing the stage: the slice statements, or the COPY streams when
+  marketing_db is another database; the swap: primary key, check, attach, analyze; the purge):
+  once with the usage grouped in the cycle's own statement (``reuse_usage_pivot: false``, what
+  every cycle did before the pivot), once building the month's usage pivot (what the first cycle
+  of a month does), then ``--repeat`` times reading it (every other cycle of the month);
 * ``--slices N`` overrides ``parallel_slices`` of config/segmentation.yaml for the run;
 * a fingerprint of the cycle's snapshot (md5 over every row in msisdn order), so two runs with
   different settings can be shown to give the same rows.
@@ -30,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_segmentation import D, bare_scan  # noqa: E402  (the scan as the benchmark defines it)
-from qz_outbound import db, segmentation  # noqa: E402
+from qz_outbound import db, schema, segmentation  # noqa: E402
+PIVOT_PHASES = {"usage_fingerprint": "usage fingerprint", "usage_pivot": "usage pivot (fingerprint, build if due)"}
 PHASES = {"_insert_slices": "stage written (slice statements)", "_copy_slices": "stage written (COPY streams)",
           "_swap_partition": "primary key, attach, analyze", "drop_cycles_before": "purge of old cycles"}
 
@@ -63,9 +67,10 @@ def main() -> None:
     if args.slices:
         cfg = cfg.model_copy(update={"parallel_slices": args.slices})
 
+    schema.ensure_schema(mk)   # the usage pivot's tables, on a data mart built before them
     spent: dict[str, float] = {}
-    for name in PHASES:
-        original = getattr(db, name)
+    for module, name in [(db, n) for n in PHASES] + [(segmentation, n) for n in PIVOT_PHASES]:
+        original = getattr(module, name)
 
         @functools.wraps(original)
         def timed(*a, _f=original, _n=name, **k):
@@ -74,19 +79,25 @@ def main() -> None:
                 return _f(*a, **k)
             finally:
                 spent[_n] = spent.get(_n, 0.0) + time.perf_counter() - started
-        setattr(db, name, timed)
+        setattr(module, name, timed)
 
     scan = timed_scan(dm)
     print(f"bare aggregation scan: {scan:.1f} s")
     print(f"slices: {cfg.parallel_slices}; marketing_db: {'same database' if mk is dm else 'another database'}")
-    for run in range(1, args.repeat + 1):
+    names = PHASES | PIVOT_PHASES
+    runs = [("usage grouped inline", cfg.model_copy(update={"reuse_usage_pivot": False})),
+            ("usage pivot built", cfg)] + [("usage pivot reused", cfg)] * args.repeat
+    for label, run_cfg in runs:
+        if label == "usage pivot built":   # forget the month's pivot: this run builds it, as a month's first cycle
+            with mk.begin() as conn:
+                conn.execute(schema.mkt_usage_pivot_source.delete())
         spent.clear()
         started = time.perf_counter()
-        n = segmentation.segment_customers(dm, mk, D, cfg)
+        n = segmentation.segment_customers(dm, mk, D, run_cfg)
         total = time.perf_counter() - started
-        parts = ", ".join(f"{PHASES[k]} {v:.1f} s" for k, v in spent.items())
-        print(f"run {run}: {n:,} customers in {total:.1f} s = {total / scan:.2f}× the scan ({parts})", flush=True)
-    print(f"snapshot fingerprint: {fingerprint(mk)}")
+        parts = ", ".join(f"{names[k]} {v:.1f} s" for k, v in spent.items())
+        print(f"{label}: {n:,} customers in {total:.1f} s = {total / scan:.2f}× the scan ({parts}); "
+              f"snapshot fingerprint {fingerprint(mk)}", flush=True)
 
 
 if __name__ == "__main__":

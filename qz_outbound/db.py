@@ -90,6 +90,13 @@ def same_database(a: Engine, b: Engine) -> bool:
     return (ua.host or "localhost", ua.port or 5432, ua.database) == (ub.host or "localhost", ub.port or 5432, ub.database)
 
 
+def one_statement_reads_both(src: Engine, dst: Engine) -> bool:
+    """True when one statement on ``dst`` can read ``src``'s tables: the same database, or two
+    SQLite files (``src`` attached read-only). Otherwise rows travel between them."""
+    return same_database(src, dst) or (src.dialect.name == dst.dialect.name == "sqlite"
+                                       and sqlite_path(src) is not None)
+
+
 # ---------------------------------------------------------------- SQL files
 
 _jinja = jinja2.Environment(
@@ -243,6 +250,7 @@ def land_query(
     slices: int = 1,
     chunk_rows: int = 200_000,
     planner: Mapping[str, str] | None = None,
+    key_column: str = "cycle_date",
 ) -> int:
     """Run the SELECT in ``include/sql/<template>`` against ``src`` and land its rows in ``dst.table``.
 
@@ -264,11 +272,12 @@ def land_query(
     6.4 M subscribers, benchmarks/results/full_cycle.md 2026-12-02); they are set work, hash joins.
     ``planner``: further PostgreSQL settings (``set local``) for the statements that write the
     slices, for a template whose plan the slice predicate misleads otherwise (see segmentation).
+    ``key_column``: the column ``cycle_date`` is the value of (the partition key on PostgreSQL), for
+    a table replaced per some other date (the usage pivot, per month).
     Returns the number of rows landed.
     """
     context = dict(context or {})
-    in_database = same_database(src, dst) or (src.dialect.name == dst.dialect.name == "sqlite"
-                                              and sqlite_path(src) is not None)
+    in_database = one_statement_reads_both(src, dst)
     partitioned = cycle_date is not None and is_partitioned(dst, table)
     n_slices = slices if (partitioned and in_database and slices > 1) else 1
     context["n_slices"] = n_slices
@@ -288,7 +297,7 @@ def land_query(
                 n = _copy_slices(src, dst, select_sql, params, stage, cols, slices, planner or {})
             else:
                 n = _stream(src, dst, template, params, stage, columns, context, chunk_rows)
-            _swap_partition(dst, table, stage, cycle_date)
+            _swap_partition(dst, table, stage, cycle_date, key_column)
         except BaseException:
             with dst.begin() as conn:
                 conn.exec_driver_sql(f"drop table if exists {stage}")
@@ -303,13 +312,14 @@ def land_query(
             try:
                 select_sql = render_sql(template, dst.dialect.name, src="dm." if use_attach else "", **context)
                 with conn.begin():
-                    _delete_cycle(conn, table, cycle_date)
+                    _delete_cycle(conn, table, cycle_date, key_column)
                     n = conn.execute(sa.text(f"insert into {table} ({cols})\n{select_sql}"), dict(params)).rowcount
             finally:
                 if use_attach:
                     conn.exec_driver_sql("detach database dm")
     else:
-        n = _stream(src, dst, template, params, table, columns, context, chunk_rows, cycle_date=cycle_date)
+        n = _stream(src, dst, template, params, table, columns, context, chunk_rows, cycle_date=cycle_date,
+                    key_column=key_column)
     if dst.dialect.name == "postgresql" and not partitioned:
         with dst.connect() as conn:
             conn.exec_driver_sql(f"analyze {table}")
@@ -328,20 +338,21 @@ def is_partitioned(engine: Engine, table: str) -> bool:
                             {"t": table}).scalar() == "p"
 
 
-def _delete_cycle(conn: Connection, table: str, cycle_date: dt.date | None) -> None:
+def _delete_cycle(conn: Connection, table: str, cycle_date: dt.date | None, key_column: str = "cycle_date") -> None:
     if cycle_date is not None:
-        conn.execute(sa.text(f"delete from {table} where cycle_date = :d").bindparams(
+        conn.execute(sa.text(f"delete from {table} where {key_column} = :d").bindparams(
             sa.bindparam("d", type_=sa.Date)), {"d": cycle_date})
 
 
-def _stream(src, dst, template, params, table, columns, context, chunk_rows, cycle_date=None) -> int:
+def _stream(src, dst, template, params, table, columns, context, chunk_rows, cycle_date=None,
+            key_column="cycle_date") -> int:
     """Rows travel in chunks from one database to the other (COPY into PostgreSQL)."""
     import pandas as pd
 
     select_sql = render_sql(template, src.dialect.name, **context)
     n = 0
     with src.connect().execution_options(stream_results=True, yield_per=chunk_rows) as sconn, dst.begin() as dconn:
-        _delete_cycle(dconn, table, cycle_date)
+        _delete_cycle(dconn, table, cycle_date, key_column)
         result = sconn.execute(sa.text(select_sql), dict(params))
         for part in result.partitions(chunk_rows):
             n += bulk_insert(dconn, table, columns, pd.DataFrame(part, columns=list(result.keys())))
@@ -407,7 +418,7 @@ def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str,
         return sum(pool.map(one, range(n_slices)))
 
 
-def _swap_partition(dst: Engine, table: str, stage: str, cycle_date: dt.date) -> None:
+def _swap_partition(dst: Engine, table: str, stage: str, cycle_date: dt.date, key_column: str = "cycle_date") -> None:
     """Index the stage table, then make it the cycle's partition in one transaction."""
     part = partition_name(table, cycle_date)
     day = cycle_date.isoformat()
@@ -420,7 +431,7 @@ def _swap_partition(dst: Engine, table: str, stage: str, cycle_date: dt.date) ->
             conn.exec_driver_sql(f"alter table {stage} add primary key ({key})")
         # lets ATTACH skip its own validation scan
         conn.exec_driver_sql(f"alter table {stage} add constraint {stage}_cycle "
-                             f"check (cycle_date is not null and cycle_date = date '{day}')")
+                             f"check ({key_column} is not null and {key_column} = date '{day}')")
     with dst.begin() as conn:
         exists = conn.exec_driver_sql(f"select to_regclass('{part}') is not null").scalar()
         if exists:
@@ -434,11 +445,11 @@ def _swap_partition(dst: Engine, table: str, stage: str, cycle_date: dt.date) ->
         conn.commit()
 
 
-def drop_cycles_before(engine: Engine, table: str, cutoff: dt.date) -> int:
+def drop_cycles_before(engine: Engine, table: str, cutoff: dt.date, key_column: str = "cycle_date") -> int:
     """Retention: remove cycles older than ``cutoff`` (dropping partitions on PostgreSQL)."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as conn:
-            return conn.execute(sa.text(f"delete from {table} where cycle_date < :d").bindparams(
+            return conn.execute(sa.text(f"delete from {table} where {key_column} < :d").bindparams(
                 sa.bindparam("d", type_=sa.Date)), {"d": cutoff}).rowcount
     dropped = 0
     with engine.begin() as conn:

@@ -49,6 +49,40 @@ mkt_segment_snapshot = sa.Table(
     postgresql_partition_by="LIST (cycle_date)",
 )
 
+# The three months of usage side by side per customer (include/sql/segment_usage.sql), built once
+# for an M0 and read by every cycle of that month while the data mart's rows for M2..M0 keep the
+# fingerprint they were built from (mkt_usage_pivot_source): the usage changes when a month closes,
+# not daily, and grouping it is most of segmentation's cost (qz_outbound.segmentation.usage_pivot).
+# Derived data: dropping it costs one rebuild.
+mkt_usage_pivot = sa.Table(
+    "mkt_usage_pivot",
+    metadata,
+    sa.Column("usage_month", sa.Date, primary_key=True),   # M0, the first day of the month
+    sa.Column("msisdn", sa.String(11), primary_key=True),
+    sa.Column("spend_m0", sa.Float),
+    sa.Column("spend_s", sa.Float),     # M1 + M2
+    sa.Column("voice_m0", sa.Float),
+    sa.Column("voice_s", sa.Float),
+    sa.Column("data_m0", sa.Float),
+    sa.Column("data_s", sa.Float),
+    sa.Column("sms_m0", sa.BigInteger),
+    # PostgreSQL: one partition per M0, so a rebuild swaps a partition in and retention drops one
+    postgresql_partition_by="LIST (usage_month)",
+)
+
+# What each usage pivot was built from: the fingerprint of the data mart's usage rows for its three
+# months (include/sql/usage_fingerprint.sql; counts and checksums, no customer data).
+mkt_usage_pivot_source = sa.Table(
+    "mkt_usage_pivot_source",
+    metadata,
+    sa.Column("usage_month", sa.Date, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("customers", sa.BigInteger, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("built_for", sa.Date, nullable=False),     # the cycle that built it
+)
+
 # What each stage of a cycle did: counts only (never customer data), read by
 # the README summary, HQ's report and the next issues' volume checks.
 mkt_cycle_stage = sa.Table(

@@ -4,6 +4,11 @@ The rules live in ``include/sql/segment_customers.sql`` (one definition for
 SQLite and PostgreSQL) and their numbers in ``config/segmentation.yaml``. This
 module loads the config, works out the cycle's months, and lands the result in
 ``marketing_db.mkt_segment_snapshot``, replacing the cycle's rows atomically.
+
+The three months of usage per customer (``include/sql/segment_usage.sql``) change when a
+month closes, not daily, and grouping them is most of the cost: :func:`usage_pivot` builds
+them once per M0 into ``mkt_usage_pivot`` and every cycle reads them from there for as long as
+the data mart's usage rows for those months keep the fingerprint they were built from.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -19,13 +25,15 @@ import sqlalchemy as sa
 from pydantic import field_validator, model_validator
 from sqlalchemy.engine import Engine
 
-from qz_outbound import config, db, schema
+from qz_outbound import clock, config, db, schema
 from qz_outbound.cycle import month_start, record_stage
 
 log = logging.getLogger(__name__)
 
 Dimension = Literal["spend", "voice", "data"]
 SNAPSHOT_COLUMNS = [c.name for c in schema.mkt_segment_snapshot.columns]
+USAGE_PIVOT = schema.mkt_usage_pivot.name
+PIVOT_COLUMNS = [c.name for c in schema.mkt_usage_pivot.columns]
 STABILITY_TYPES = ["0", "1", "21", "22", "23", "3", "41", "42", "43", "5"]
 STATUSES = ("active", "suspended", "pre_cancel", "cancelled")
 
@@ -94,6 +102,7 @@ class SegmentationConfig(config.StrictModel):
     tiers: Tiers
     snapshot_retention_days: int = 35
     parallel_slices: int = 2
+    reuse_usage_pivot: bool = True
 
     def dimension_digit(self, dimension: str) -> str:
         """41/42/43 and 21/22/23 name the dimension by its place in the plan: spend 1, voice 2, data 3."""
@@ -131,11 +140,12 @@ def segment_customers(
     """
     cfg = cfg or load_config()
     started = time.monotonic()
+    pivot, how = usage_pivot(datamart, marketing, cycle_date, cfg)
     try:
         n = db.land_query(
             datamart, marketing, "segment_customers.sql", query_params(cycle_date),
             "mkt_segment_snapshot", SNAPSHOT_COLUMNS,
-            cycle_date=cycle_date, context={"cfg": cfg}, slices=cfg.parallel_slices,
+            cycle_date=cycle_date, context={"cfg": cfg, "usage_pivot": pivot}, slices=cfg.parallel_slices,
             # The slice predicate hides the row counts from the planner (it guesses 0.5% of each
             # table), so it sorts a million text keys per slice to group them, under the database's
             # collation; with the true counts it hashes, which is what this asks for (the query
@@ -150,8 +160,81 @@ def segment_customers(
             "(subscriber rows must be unique by msisdn); nothing was segmented for this cycle. "
             "Ask the data mart team to fix the extract, then clear this task.") from None
     purge_old_snapshots(marketing, cycle_date, cfg.snapshot_retention_days)
-    record_stage(marketing, cycle_date, "segment", n, time.monotonic() - started)
+    record_stage(marketing, cycle_date, "segment", n, time.monotonic() - started, detail=how)
     return n
+
+
+def usage_fingerprint(datamart: Engine, cycle_date: dt.date) -> str:
+    """The data mart's usage rows for the cycle's M2..M0, as ``include/sql/usage_fingerprint.sql``
+    sums them up (per month: rows and a checksum; no customer data)."""
+    with datamart.connect() as conn:
+        rows = conn.execute(sa.text(db.render_sql("usage_fingerprint.sql", datamart.dialect.name)),
+                            query_params(cycle_date)).all()
+    return ";".join(f"{month}:{count}:{checksum}" for month, count, checksum in rows)
+
+
+@contextmanager
+def _pivot_lock(marketing: Engine, m0: dt.date):
+    """One check-and-build of a month's pivot at a time (PostgreSQL; SQLite has one writer anyway)."""
+    if marketing.dialect.name != "postgresql":
+        yield
+        return
+    with marketing.begin() as conn:   # held until this transaction ends, whatever the other connections do
+        conn.execute(sa.text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"usage_pivot:{m0}"})
+        yield
+
+
+def usage_pivot(datamart: Engine, marketing: Engine, cycle_date: dt.date,
+                cfg: SegmentationConfig) -> tuple[str | None, str]:
+    """The table segmentation reads the cycle's three months of usage from, current with the data
+    mart, and a line for the operators saying how it came to be (counts only).
+
+    ``(None, ...)`` when segmentation must group the usage itself: the pivot is switched off
+    (``reuse_usage_pivot``), or the data mart is a database one statement on marketing_db cannot
+    read (another PostgreSQL database: the spec does not let the project depend on sharing one).
+
+    Otherwise the pivot of the cycle's M0 is reused when the fingerprint of the data mart's usage
+    rows for M2..M0 equals the one it was built from, and rebuilt (atomically, the month's
+    partition swapped in) when it is missing or they differ: a month still loading, a correction
+    of a closed month, another data mart behind the connection. Every cycle pays for the
+    fingerprint (a plain scan of the three months, no grouping); the first cycle of a month, or the
+    first after a correction, also pays for the build.
+    """
+    if not cfg.reuse_usage_pivot:
+        return None, "usage grouped in the cycle's own statement (reuse_usage_pivot: false)"
+    if not db.one_statement_reads_both(datamart, marketing):
+        return None, "usage grouped in the cycle's own statement (the data mart is in another database)"
+    m0 = cycle_months(cycle_date)[0]
+    src = schema.mkt_usage_pivot_source
+    with _pivot_lock(marketing, m0):
+        fingerprint = usage_fingerprint(datamart, cycle_date)
+        with marketing.connect() as conn:
+            built = conn.execute(sa.select(src.c.fingerprint, src.c.customers).where(src.c.usage_month == m0)).first()
+            present = conn.execute(sa.select(sa.literal(1)).select_from(schema.mkt_usage_pivot)
+                                   .where(schema.mkt_usage_pivot.c.usage_month == m0).limit(1)).first()
+        if built is not None and built.fingerprint == fingerprint and (present or built.customers == 0):
+            return USAGE_PIVOT, f"usage pivot of {m0:%Y-%m} reused ({built.customers} customers)"
+        why = ("first cycle of these months" if built is None
+               else "its rows were missing" if built.fingerprint == fingerprint
+               else "the data mart's usage for these months changed")
+        started = time.monotonic()
+        n = db.land_query(
+            datamart, marketing, "segment_usage.sql", query_params(cycle_date), USAGE_PIVOT, PIVOT_COLUMNS,
+            cycle_date=m0, key_column="usage_month", slices=cfg.parallel_slices,
+            planner={"enable_sort": "off"},   # as for the snapshot: hash, never sort, the slices' groups
+        )
+        seconds = time.monotonic() - started
+        with marketing.begin() as conn:
+            conn.execute(src.delete().where(src.c.usage_month == m0))
+            conn.execute(src.insert().values(usage_month=m0, fingerprint=fingerprint, customers=n,
+                                             seconds=round(seconds, 3), built_at=clock.now(), built_for=cycle_date))
+    # keep this month's pivot and the previous one (a cycle re-run across the month's turn)
+    old = month_start(m0, 1)
+    db.drop_cycles_before(marketing, USAGE_PIVOT, old, key_column="usage_month")
+    with marketing.begin() as conn:
+        conn.execute(src.delete().where(src.c.usage_month < old))
+    log.info("usage pivot of %s rebuilt (%s): %d customers in %.1fs", f"{m0:%Y-%m}", why, n, seconds)
+    return USAGE_PIVOT, f"usage pivot of {m0:%Y-%m} rebuilt ({why}): {n} customers in {seconds:.1f} s"
 
 
 def purge_old_snapshots(marketing: Engine, cycle_date: dt.date, keep_days: int) -> None:

@@ -3,7 +3,8 @@
   Runs inside the data mart; its rows land in marketing_db.mkt_segment_snapshot.
 
   Context: cfg (qz_outbound.segmentation.SegmentationConfig), src (table prefix),
-  dialect, n_slices. Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month,
+  dialect, n_slices, usage_pivot (the table holding segment_usage.sql's rows for M0, or none: then
+  they are computed here). Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month,
   d_day, and slice when n_slices > 1 (the customers whose last digit mod n_slices
   is :slice; every base table is cut the same way, so slices never overlap).
 
@@ -41,18 +42,15 @@ case
 end
 {%- endmacro %}
 with usage_by_month as (
-    -- one row per customer with the three months side by side; a missing month is 0
-    select
-        msisdn,
-        {%- for x, col in [('spend', 'spend_yuan'), ('voice', 'voice_minutes'), ('data', 'data_mb')] %}
-        sum({{ d.as_real(col) }}) filter (where month = {{ d.date_param('m0') }}) as {{ x }}_m0,
-        sum({{ d.as_real(col) }}) filter (where month <> {{ d.date_param('m0') }}) as {{ x }}_s{{ ',' if not loop.last }}
-        {%- endfor %},
-        sum(sms_count) filter (where month = {{ d.date_param('m0') }}) as sms_m0
-    from {{ src }}usage_monthly
-    where month >= {{ d.date_param('m2') }}
-      and month <= {{ d.date_param('m0') }}{{ in_slice('msisdn') }}
-    group by msisdn
+    -- one row per customer with the three months side by side (segment_usage.sql); a missing month is 0
+{%- if usage_pivot | default(none) %}
+    -- built once for M0 and checked against the data mart every cycle (qz_outbound.segmentation.usage_pivot)
+    select msisdn, spend_m0, spend_s, voice_m0, voice_s, data_m0, data_s, sms_m0
+    from {{ usage_pivot }}
+    where usage_month = {{ d.date_param('m0') }}{{ in_slice('msisdn') }}
+{%- else %}
+{% filter indent(4, first=true) %}{% include 'segment_usage.sql' %}{% endfilter %}
+{%- endif %}
 ),
 
 active_bundle as (

@@ -1,0 +1,141 @@
+"""The usage pivot (qz_outbound.segmentation.usage_pivot): built once per month, reused by the
+month's cycles while the data mart's usage rows are unchanged, rebuilt on any correction, and the
+snapshot row for row what grouping the usage in the cycle's own statement gives (issue 20 item 1).
+
+Real databases on both routes that can read both sides in one statement: two SQLite files
+(the data mart attached), and one PostgreSQL database holding both (partitions swapped in).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from qz_outbound import db, schema, segmentation
+from qz_outbound.dev.demo_datamart import generate
+
+D = dt.date(2026, 11, 23)
+N = 3_000
+CFG = segmentation.load_config()
+INLINE = CFG.model_copy(update={"reuse_usage_pivot": False})
+
+
+@pytest.fixture(params=["sqlite-attach", "postgresql-same"])
+def mart(request, tmp_path, pg_database_factory):
+    if request.param == "sqlite-attach":
+        dm = db.make_engine(f"sqlite:///{tmp_path / 'dm.db'}")
+        mk = db.make_engine(f"sqlite:///{tmp_path / 'mk.db'}")
+    else:
+        dm = mk = db.make_engine(pg_database_factory("qz_pivot"))
+    generate(dm, N, D, progress=False)
+    schema.ensure_schema(mk)
+    yield dm, mk
+    dm.dispose()
+    mk.dispose()
+
+
+def _snapshot(mk, d) -> list[tuple]:
+    with mk.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            sa.select(schema.mkt_segment_snapshot).where(schema.mkt_segment_snapshot.c.cycle_date == d)
+            .order_by(schema.mkt_segment_snapshot.c.msisdn))]
+
+
+def _detail(mk, d) -> str:
+    with mk.connect() as conn:
+        return conn.execute(sa.text("select detail from mkt_cycle_stage where stage = 'segment' and cycle_date = :d")
+                            .bindparams(sa.bindparam("d", type_=sa.Date)), {"d": d}).scalar_one()
+
+
+def _segment_both_ways(dm, mk, d) -> tuple[list[tuple], list[tuple], str]:
+    """(the snapshot read from the pivot, the snapshot with the usage grouped inline, the pivot's detail)."""
+    segmentation.segment_customers(dm, mk, d, CFG)
+    with_pivot, detail = _snapshot(mk, d), _detail(mk, d)
+    segmentation.segment_customers(dm, mk, d, INLINE)
+    return with_pivot, _snapshot(mk, d), detail
+
+
+def _usage(dm, sql: str, **params) -> None:
+    with dm.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def test_usage_pivot_is_reused_within_the_month_and_gives_the_same_rows(mart):
+    dm, mk = mart
+    first, inline, detail = _segment_both_ways(dm, mk, D)
+    assert "rebuilt (first cycle of these months)" in detail
+    assert len(first) > N * 0.9 and first == inline
+    # the next days of the month read the pivot as it is
+    for day in (D + dt.timedelta(days=1), D + dt.timedelta(days=2)):
+        again, inline, detail = _segment_both_ways(dm, mk, day)
+        assert detail.startswith("usage pivot of 2026-10 reused"), detail
+        assert again == inline and len(again) == len(first)
+    with mk.connect() as conn:
+        built = conn.execute(sa.select(schema.mkt_usage_pivot_source)).all()
+    assert [(b.usage_month, b.built_for) for b in built] == [(dt.date(2026, 10, 1), D)]
+
+
+@pytest.mark.parametrize("correction", ["value", "moved", "added", "removed", "outside"])
+def test_usage_pivot_is_rebuilt_on_a_correction_of_the_data_mart(mart, correction):
+    dm, mk = mart
+    segmentation.segment_customers(dm, mk, D, CFG)
+    m0, m1, _ = segmentation.cycle_months(D)
+    with dm.connect() as conn:
+        (a, a_spend), (b, b_spend) = conn.execute(sa.text(
+            "select msisdn, spend_yuan from usage_monthly where month = :m and spend_yuan > 0 "
+            "order by msisdn limit 2"), {"m": m0}).all()
+        silent = conn.execute(sa.text(
+            "select msisdn from subscriber where status = 'active' and msisdn not in "
+            "(select msisdn from usage_monthly where month = :m) order by msisdn limit 1"), {"m": m1}).scalar_one()
+    if correction == "value":       # one customer's closed month restated by a cent
+        _usage(dm, "update usage_monthly set spend_yuan = spend_yuan + 0.01 where msisdn = :a and month = :m",
+               a=a, m=m0)
+    elif correction == "moved":     # two customers' bills swapped: every month's totals unchanged
+        _usage(dm, "update usage_monthly set spend_yuan = case msisdn when :a then :bs else :as_ end "
+               "where month = :m and msisdn in (:a, :b)", a=a, b=b, as_=a_spend, bs=b_spend, m=m0)
+    elif correction == "added":     # a late row for a customer who had none that month
+        _usage(dm, "insert into usage_monthly (msisdn, month, spend_yuan, voice_minutes, data_mb, sms_count) "
+               "values (:s, :m, 500, 900, 20000, 3)", s=silent, m=m1)
+    elif correction == "removed":
+        _usage(dm, "delete from usage_monthly where msisdn = :a and month = :m", a=a, m=m0)
+    else:                           # a month the cycle does not read: the pivot stands
+        _usage(dm, "insert into usage_monthly (msisdn, month, spend_yuan, voice_minutes, data_mb, sms_count) "
+               "values (:a, :m, 500, 900, 20000, 3)", a=a, m=segmentation.month_start(D, 4))
+    again, inline, detail = _segment_both_ways(dm, mk, D + dt.timedelta(days=1))
+    if correction == "outside":
+        assert "reused" in detail, detail
+    else:
+        assert "rebuilt (the data mart's usage for these months changed)" in detail, detail
+    assert again == inline
+
+
+def test_usage_pivot_missing_rows_are_rebuilt_and_old_months_dropped(mart):
+    dm, mk = mart
+    days = [D, dt.date(2026, 12, 1), dt.date(2027, 1, 2)]        # M0 = 2026-10, 2026-11, 2026-12
+    for day in days:
+        segmentation.segment_customers(dm, mk, day, CFG)
+    with mk.connect() as conn:
+        kept = sorted({r[0] for r in conn.execute(sa.select(schema.mkt_usage_pivot.c.usage_month).distinct())})
+        sources = sorted(r[0] for r in conn.execute(sa.select(schema.mkt_usage_pivot_source.c.usage_month)))
+    # this month's pivot and the previous one: a re-run across the turn of the month reuses it
+    assert kept == sources == [dt.date(2026, 11, 1), dt.date(2026, 12, 1)]
+    # rows lost behind the project's back (a restore of another table, a hand-made delete): rebuilt
+    db.drop_cycles_before(mk, "mkt_usage_pivot", dt.date(2027, 1, 1), key_column="usage_month")
+    again, inline, detail = _segment_both_ways(dm, mk, days[-1])
+    assert "rebuilt (its rows were missing)" in detail, detail
+    assert again == inline
+
+
+def test_usage_pivot_is_not_used_across_databases(tmp_path, pg_database_factory):
+    dm = db.make_engine(pg_database_factory("qz_pivot_dm"))
+    mk = db.make_engine(pg_database_factory("qz_pivot_mk"))
+    generate(dm, 500, D, progress=False)
+    schema.ensure_schema(mk)
+    segmentation.segment_customers(dm, mk, D, CFG)
+    assert "another database" in _detail(mk, D)
+    with mk.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.mkt_usage_pivot)).scalar() == 0
+    dm.dispose()
+    mk.dispose()
