@@ -10,6 +10,9 @@ Measures, on one database kind at a time:
   rows in ``mkt_segment_snapshot``: on PostgreSQL both with marketing_db in
   the same database (one ``insert ... select``) and in a separate database
   (streamed with COPY); on SQLite with two files (ATTACH, one statement);
+  where one statement reads both databases, three ways: the usage grouped in
+  the statement (``reuse_usage_pivot: false``), the month's first cycle (the
+  usage pivot built), and a later cycle of the month (the pivot reused);
 * wall time, and peak memory of this process and (PostgreSQL) of the server's
   processes, sampled every 0.2 s.
 
@@ -40,7 +43,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qz_outbound import db, migrations, segmentation  # noqa: E402
+from qz_outbound import db, migrations, schema, segmentation  # noqa: E402
 from qz_outbound.dev.demo_datamart import generate  # noqa: E402
 
 D = dt.date(2026, 11, 23)
@@ -100,6 +103,19 @@ def bare_scan(engine) -> int:
         ) as per_customer"""
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), {"m0": m0.isoformat(), "m2": m2.isoformat()}).one()[0]
+
+
+def forget_cycle(mk) -> None:
+    """Remove cycle D's snapshot rows (untimed): on SQLite a re-run deletes the cycle's 6.4 M rows first,
+    which the day's first run never does."""
+    with mk.begin() as conn:
+        if mk.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"drop table if exists {db.partition_name('mkt_segment_snapshot', D)}")
+        else:
+            conn.execute(sa.text("delete from mkt_segment_snapshot where cycle_date = :d"), {"d": D.isoformat()})
+    if mk.dialect.name == "postgresql":   # what autovacuum would have done by the next day (see segmentation_phases)
+        with mk.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("vacuum mkt_segment_snapshot, mkt_usage_pivot")
 
 
 def main() -> None:
@@ -164,12 +180,22 @@ def main() -> None:
                "segmentation, marketing_db a separate file (ATTACH)", mk_other)]
     if pg:
         routes.insert(0, ("segmentation, marketing_db in the same database", dm))
+    cfg = segmentation.load_config()
+    inline = cfg.model_copy(update={"reuse_usage_pivot": False})
     for label, mk in routes:
         migrations.upgrade(mk)   # what the init job does: tasks never create tables
-        segmentation.segment_customers(dm, mk, D - dt.timedelta(days=1))  # a previous cycle present
-        secs, n, mem = timed(label, lambda: segmentation.segment_customers(dm, mk, D), pg)
-        lines.append(f"| {label} ({n:,} customers) | {secs:.1f} s | {secs / secs_scan:.2f}× | "
-                     f"{mem.peak_self / 2**20:.0f} MB | {mem.peak_server / 2**20:.0f} MB |")
+        segmentation.segment_customers(dm, mk, D - dt.timedelta(days=1), inline)  # a previous cycle present
+        runs = [("usage grouped in the statement", inline)]
+        if db.one_statement_reads_both(dm, mk):   # where the usage pivot can be read (segmentation.usage_pivot)
+            runs += [("month's first cycle: usage pivot built", cfg), ("later cycle: usage pivot reused", cfg)]
+        for how, run_cfg in runs:
+            forget_cycle(mk)   # each timed run is the day's first run of D, as in the daily cycle, not a re-run
+            if "built" in how:
+                with mk.begin() as conn:
+                    conn.execute(schema.mkt_usage_pivot_source.delete())
+            secs, n, mem = timed(f"{label}, {how}", lambda: segmentation.segment_customers(dm, mk, D, run_cfg), pg)
+            lines.append(f"| {label}, {how} ({n:,} customers) | {secs:.1f} s | {secs / secs_scan:.2f}× | "
+                         f"{mem.peak_self / 2**20:.0f} MB | {mem.peak_server / 2**20:.0f} MB |")
     lines.append(f"peak RSS of this process over the whole run: "
                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     out = ROOT / "benchmarks" / "results" / "segmentation.md"
