@@ -213,6 +213,8 @@ def usage_pivot(datamart: Engine, marketing: Engine, cycle_date: dt.date,
             present = conn.execute(sa.select(sa.literal(1)).select_from(schema.mkt_usage_pivot)
                                    .where(schema.mkt_usage_pivot.c.usage_month == m0).limit(1)).first()
         if built is not None and built.fingerprint == fingerprint and (present or built.customers == 0):
+            log.info("usage pivot of %s current with the data mart: reused (%d customers)", f"{m0:%Y-%m}",
+                     built.customers)
             return USAGE_PIVOT, f"usage pivot of {m0:%Y-%m} reused ({built.customers} customers)"
         why = ("first cycle of these months" if built is None
                else "its rows were missing" if built.fingerprint == fingerprint
