@@ -58,7 +58,9 @@ mkt_usage_pivot = sa.Table(
     "mkt_usage_pivot",
     metadata,
     sa.Column("usage_month", sa.Date, primary_key=True),   # M0, the first day of the month
-    sa.Column("msisdn", sa.String(11), primary_key=True),
+    # text, not 11 characters: the data mart's usage rows are taken as they come (a malformed number
+    # in usage_monthly matches no subscriber and changes nothing, as when the usage is grouped inline)
+    sa.Column("msisdn", sa.Text, primary_key=True),
     sa.Column("spend_m0", sa.Float),
     sa.Column("spend_s", sa.Float),     # M1 + M2
     sa.Column("voice_m0", sa.Float),

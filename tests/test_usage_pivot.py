@@ -139,3 +139,19 @@ def test_usage_pivot_is_not_used_across_databases(tmp_path, pg_database_factory)
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.mkt_usage_pivot)).scalar() == 0
     dm.dispose()
     mk.dispose()
+
+
+def test_usage_pivot_takes_hostile_usage_rows_as_they_come(tmp_path, pg_database_factory):
+    """A real data mart is views: usage_monthly.msisdn may be text holding anything. Rows that match
+    no subscriber change nothing, with the pivot as without it (it once was varchar(11) and failed)."""
+    dm = mk = db.make_engine(pg_database_factory("qz_pivot_hostile"))
+    generate(dm, 500, D, progress=False)
+    schema.ensure_schema(mk)
+    m0 = segmentation.cycle_months(D)[0]
+    _usage(dm, "alter table usage_monthly alter column msisdn type text")
+    for number in ("138000000011234567890", "=HYPERLINK(\"x\")", "", " 13800000001"):
+        _usage(dm, "insert into usage_monthly (msisdn, month, spend_yuan, voice_minutes, data_mb, sms_count) "
+               "values (:s, :m, 1e9, 0, 0, 0)", s=number, m=m0)
+    again, inline, detail = _segment_both_ways(dm, mk, D)
+    assert "rebuilt" in detail and again == inline and len(again) > 450
+    dm.dispose()

@@ -9,7 +9,9 @@
     into each place that uses them); sqlite.sql's twin does the same. order_by is ignored here: a sort
     would cost more than it saves, the stage table is indexed after the load -#}
 {% macro fence(order_by=none) %}offset 0{% endmacro %}
-{% macro slice_of(expr, n) %}(cast(right({{ expr }}, 1) as integer) % {{ n }}){% endmacro %}
+{#- the slice of a customer: its last digit mod n; any other last character (a malformed number in a
+    data mart's view) still falls in exactly one slice, never in none or an error -#}
+{% macro slice_of(expr, n) %}(abs(ascii(right({{ expr }}, 1)) - 48) % {{ n }}){% endmacro %}
 {% macro ts_param(name) %}cast(:{{ name }} as timestamp){% endmacro %}
 {% macro as_bigint(expr) %}cast({{ expr }} as bigint){% endmacro %}
 {% macro lpad0(expr, n) %}lpad(cast({{ expr }} as text), {{ n }}, '0'){% endmacro %}

@@ -10,7 +10,7 @@
     columns are computed once per row instead of once per reference. order_by: rows come out in that
     order (an index gives it for free), so what they are inserted into grows at its right edge -#}
 {% macro fence(order_by=none) %}{% if order_by %}order by {{ order_by }} {% endif %}limit -1 offset 0{% endmacro %}
-{% macro slice_of(expr, n) %}(cast(substr({{ expr }}, -1) as integer) % {{ n }}){% endmacro %}
+{% macro slice_of(expr, n) %}(abs(coalesce(unicode(substr({{ expr }}, -1)), 0) - 48) % {{ n }}){% endmacro %}
 {% macro ts_param(name) %}:{{ name }}{% endmacro %}
 {% macro as_bigint(expr) %}cast({{ expr }} as integer){% endmacro %}
 {% macro lpad0(expr, n) %}substr('{{ '0' * n }}' || ({{ expr }}), -{{ n }}){% endmacro %}

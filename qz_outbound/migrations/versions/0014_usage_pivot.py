@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "mkt_usage_pivot",
         sa.Column("usage_month", sa.Date(), nullable=False),
-        sa.Column("msisdn", sa.String(length=11), nullable=False),
+        sa.Column("msisdn", sa.Text(), nullable=False),
         sa.Column("spend_m0", sa.Float(), nullable=True),
         sa.Column("spend_s", sa.Float(), nullable=True),
         sa.Column("voice_m0", sa.Float(), nullable=True),
