@@ -113,7 +113,14 @@ def forget_cycle(mk) -> None:
             conn.exec_driver_sql(f"drop table if exists {db.partition_name('mkt_segment_snapshot', D)}")
         else:
             conn.execute(sa.text("delete from mkt_segment_snapshot where cycle_date = :d"), {"d": D.isoformat()})
-    if mk.dialect.name == "postgresql":   # what autovacuum would have done by the next day (see segmentation_phases)
+    settle(mk)
+
+
+def settle(mk) -> None:
+    """Untimed, before each timed run (PostgreSQL): vacuum what the previous run wrote, as autovacuum
+    would have done by the next day (back to back, its workers otherwise vacuum the last run's 6.4 M
+    rows on the same two cores during the next run)."""
+    if mk.dialect.name == "postgresql":
         with mk.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("vacuum mkt_segment_snapshot, mkt_usage_pivot")
 

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_segmentation import D, bare_scan  # noqa: E402  (the scan as the benchmark defines it)
+from bench_segmentation import D, bare_scan, settle  # noqa: E402  (the scan as the benchmark defines it)
 from qz_outbound import db, schema, segmentation  # noqa: E402
 PIVOT_PHASES = {"usage_fingerprint": "usage fingerprint", "usage_pivot": "usage pivot (fingerprint, build if due)"}
 PHASES = {"_insert_slices": "stage written (slice statements)", "_copy_slices": "stage written (COPY streams)",
@@ -58,14 +58,6 @@ def fingerprint(engine, table: str = "mkt_segment_snapshot") -> str:
         return conn.exec_driver_sql(
             f"select md5(string_agg(md5(t::text), '' order by msisdn)) from {table} as t "
             f"where cycle_date = date '{D}'").scalar()
-
-
-def settle(mk) -> None:
-    """Untimed, before each run: vacuum what the previous run wrote, as autovacuum would have done by
-    the next day (back to back, its workers otherwise vacuum the last run's 6.4 M rows on the same two
-    cores during the next run)."""
-    with mk.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("vacuum mkt_segment_snapshot, mkt_usage_pivot")
 
 
 def main() -> None:

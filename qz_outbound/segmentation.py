@@ -227,9 +227,9 @@ def usage_pivot(datamart: Engine, marketing: Engine, cycle_date: dt.date,
         )
         seconds = time.monotonic() - started
         with marketing.begin() as conn:
-            conn.execute(src.delete().where(src.c.usage_month == m0))
-            conn.execute(src.insert().values(usage_month=m0, fingerprint=fingerprint, customers=n,
-                                             seconds=round(seconds, 3), built_at=clock.now(), built_for=cycle_date))
+            db.upsert(conn, src, dict(usage_month=m0, fingerprint=fingerprint, customers=n, seconds=round(seconds, 3),
+                                      built_at=clock.now(), built_for=cycle_date),
+                      key=("usage_month",), update=("fingerprint", "customers", "seconds", "built_at", "built_for"))
     # keep this month's pivot and the previous one (a cycle re-run across the month's turn)
     old = month_start(m0, 1)
     db.drop_cycles_before(marketing, USAGE_PIVOT, old, key_column="usage_month")

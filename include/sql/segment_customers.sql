@@ -5,8 +5,8 @@
   Context: cfg (qz_outbound.segmentation.SegmentationConfig), src (table prefix),
   dialect, n_slices, usage_pivot (the table holding segment_usage.sql's rows for M0, or none: then
   they are computed here). Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month,
-  d_day, and slice when n_slices > 1 (the customers whose last digit mod n_slices
-  is :slice; every base table is cut the same way, so slices never overlap).
+  d_day, and slice when n_slices > 1 (_slice.sql: every base table is cut the same way, so
+  slices never overlap).
 
   Change rules are written without division: with s = M1 + M2 (base = s / 2),
   change <= t  <=>  2*M0 - (1 + t)*s <= 0   when s > 0.
@@ -20,8 +20,8 @@
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% set eps = '0.0000001' %}
 {% set dims = cfg.stability.dimension_priority %}
-{% macro in_slice(expr) %}{% if n_slices > 1 %}
-      and {{ d.slice_of(expr, n_slices) }} = :slice{% endif %}{% endmacro %}
+{% import '_slice.sql' as sl %}
+{% macro in_slice(expr) %}{{ sl.in_slice(d, expr, n_slices) }}{% endmacro %}
 {% macro change_le(x, t) -%}
 (case when {{ x }}_s > 0 then 2 * {{ x }}_m0 - {{ 1 + t }} * {{ x }}_s <= {{ eps }}
       else {{ 'false' if dialect == 'postgresql' else '0' }}{% if t >= 0 %} or {{ x }}_m0 <= 0{% endif %} end)

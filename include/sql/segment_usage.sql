@@ -9,9 +9,10 @@
   there by every cycle of the month while the data mart's rows for those months are unchanged.
 
   Context: dialect, src (table prefix), n_slices. Bind parameters: m0, m2 (ISO dates), and slice
-  when n_slices > 1 (the customers whose last digit mod n_slices is :slice).
+  when n_slices > 1 (_slice.sql).
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
+{% import '_slice.sql' as sl %}
 select
     {{ d.date_param('m0') }} as usage_month,
     msisdn,
@@ -22,6 +23,5 @@ select
     sum(sms_count) filter (where month = {{ d.date_param('m0') }}) as sms_m0
 from {{ src }}usage_monthly
 where month >= {{ d.date_param('m2') }}
-  and month <= {{ d.date_param('m0') }}{% if n_slices > 1 %}
-  and {{ d.slice_of('msisdn', n_slices) }} = :slice{% endif %}
+  and month <= {{ d.date_param('m0') }}{{ sl.in_slice(d, 'msisdn', n_slices) }}
 group by msisdn

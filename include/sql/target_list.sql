@@ -26,7 +26,8 @@
 -#}
 {% import 'dialect/' ~ dialect ~ '.sql' as d %}
 {% import '_contactable.sql' as c %}
-{% macro in_slice(expr) %}{% if n_slices > 1 %} and {{ d.slice_of(expr, n_slices) }} = :slice{% endif %}{% endmacro %}
+{% import '_slice.sql' as sl %}
+{% macro in_slice(expr) %}{{ sl.in_slice(d, expr, n_slices) }}{% endmacro %}
 {% macro range(col, r) %}{% if r is not none %}{% if r.min is not none %} and s.{{ col }} >= {{ r.min }}{% endif %}{% if r.max is not none %} and s.{{ col }} <= {{ r.max }}{% endif %}{% endif %}{% endmacro %}
 with recent as materialized (   -- one aggregate over the history (coverage.sql says why)
     {{ c.recent_contacts(d) }}
