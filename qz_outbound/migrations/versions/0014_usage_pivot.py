@@ -1,5 +1,5 @@
 """The usage pivot segmentation reads instead of grouping three months of usage every cycle
-(issue 20; docs/segmentation.md "The usage pivot"): ``mkt_usage_pivot``, list-partitioned by month
+(issue 20; docs/runbook.md §2 "The usage pivot"): ``mkt_usage_pivot``, list-partitioned by month
 on PostgreSQL (created empty; the partitions are swapped in by segmentation), and
 ``mkt_usage_pivot_source``, the fingerprint each was built from. Two new tables, no data moved:
 the first cycle after the upgrade builds the pivot.
