@@ -1,8 +1,10 @@
 {#- Dialect pieces for PostgreSQL. Each macro has a twin of the same name in sqlite.sql. -#}
 {% macro date_param(name) %}cast(:{{ name }} as date){% endmacro %}
-{% macro year(expr) %}cast(extract(year from {{ expr }}) as integer){% endmacro %}
-{% macro month(expr) %}cast(extract(month from {{ expr }}) as integer){% endmacro %}
-{% macro day(expr) %}cast(extract(day from {{ expr }}) as integer){% endmacro %}
+{#- date_part (double precision), not extract: extract returns numeric since PostgreSQL 14, and the
+    three of them over 6.4 M subscribers took 1.7 s against 0.95 s (benchmarks/results/segmentation.md) -#}
+{% macro year(expr) %}cast(date_part('year', {{ expr }}) as integer){% endmacro %}
+{% macro month(expr) %}cast(date_part('month', {{ expr }}) as integer){% endmacro %}
+{% macro day(expr) %}cast(date_part('day', {{ expr }}) as integer){% endmacro %}
 {% macro pad2(expr) %}lpad(cast({{ expr }} as text), 2, '0'){% endmacro %}
 {% macro as_real(expr) %}cast({{ expr }} as double precision){% endmacro %}
 {#- ends a subquery so the planner keeps it as one (its columns computed once per row, never inlined
@@ -15,7 +17,7 @@
 {% macro ts_param(name) %}cast(:{{ name }} as timestamp){% endmacro %}
 {% macro as_bigint(expr) %}cast({{ expr }} as bigint){% endmacro %}
 {% macro lpad0(expr, n) %}lpad(cast({{ expr }} as text), {{ n }}, '0'){% endmacro %}
-{% macro month_of(expr) %}cast(extract(month from {{ expr }}) as integer){% endmacro %}
+{% macro month_of(expr) %}cast(date_part('month', {{ expr }}) as integer){% endmacro %}
 {% macro add_days(expr, n) %}({{ expr }} + {{ n }}){% endmacro %}
 {% macro date_of(expr) %}cast({{ expr }} as date){% endmacro %}
 {% macro month_start(expr, n=0) %}cast(date_trunc('month', {{ expr }}) + interval '{{ n }} months' as date){% endmacro %}
