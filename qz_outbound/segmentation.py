@@ -146,6 +146,9 @@ def segment_customers(
             datamart, marketing, "segment_customers.sql", query_params(cycle_date),
             "mkt_segment_snapshot", SNAPSHOT_COLUMNS,
             cycle_date=cycle_date, context={"cfg": cfg, "usage_pivot": pivot}, slices=cfg.parallel_slices,
+            # the pivot is in marketing_db: with the data mart in another database, the customers'
+            # own columns are computed there and copied across to be joined to it
+            relay="segment_base.sql" if pivot else None,
             # The slice predicate hides the row counts from the planner (it guesses 0.5% of each
             # table), so it sorts a million text keys per slice to group them, under the database's
             # collation; with the true counts it hashes, which is what this asks for (the query
@@ -190,8 +193,10 @@ def usage_pivot(datamart: Engine, marketing: Engine, cycle_date: dt.date,
     mart, and a line for the operators saying how it came to be (counts only).
 
     ``(None, ...)`` when segmentation must group the usage itself: the pivot is switched off
-    (``reuse_usage_pivot``), or the data mart is a database one statement on marketing_db cannot
-    read (another PostgreSQL database: the spec does not let the project depend on sharing one).
+    (``reuse_usage_pivot``), or marketing_db can neither read the data mart in one statement nor
+    take rows from it into a temporary table (a data mart and marketing_db of different kinds).
+    With the data mart in another PostgreSQL database the pivot is built there by COPY, and each
+    cycle copies the customers' own columns across to join them to it (``db.land_query``'s relay).
 
     Otherwise the pivot of the cycle's M0 is reused when the fingerprint of the data mart's usage
     rows for M2..M0 equals the one it was built from, and rebuilt (atomically, the month's
@@ -202,8 +207,8 @@ def usage_pivot(datamart: Engine, marketing: Engine, cycle_date: dt.date,
     """
     if not cfg.reuse_usage_pivot:
         return None, "usage grouped in the cycle's own statement (reuse_usage_pivot: false)"
-    if not db.one_statement_reads_both(datamart, marketing):
-        return None, "usage grouped in the cycle's own statement (the data mart is in another database)"
+    if not (db.one_statement_reads_both(datamart, marketing) or db.can_relay(datamart, marketing)):
+        return None, "usage grouped in the cycle's own statement (the data mart is another kind of database)"
     m0 = cycle_months(cycle_date)[0]
     src = schema.mkt_usage_pivot_source
     with _pivot_lock(marketing, m0):

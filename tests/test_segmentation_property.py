@@ -127,7 +127,11 @@ def _snapshot(engine, d):
     return {r[0]: dict(zip(cols[1:], r[1:])) for r in rows}
 
 
-@pytest.fixture(scope="module", params=["sqlite-attach", "sqlite-same", "postgresql-stream", "postgresql-same"])
+# postgresql-relay: marketing_db another database, segmentation against the usage pivot there (the
+# customers' own columns copied across); postgresql-copy: the same databases with the pivot off (the
+# whole statement in the data mart, its rows copied across)
+@pytest.fixture(scope="module", params=["sqlite-attach", "sqlite-same", "postgresql-relay", "postgresql-copy",
+                                        "postgresql-same"])
 def engines(request, tmp_path_factory, pg_database_factory):
     route = request.param
     if route.startswith("sqlite"):
@@ -151,7 +155,8 @@ def test_sql_segmentation_equals_plain_reading_of_spec(engines, mart):
     route, dm, mk = engines
     d, subscribers, usage, bundles = mart
     _load_mart(dm, subscribers, usage, bundles)
-    n = segmentation.segment_customers(dm, mk, d, CFG)
+    cfg = CFG.model_copy(update={"reuse_usage_pivot": False}) if route == "postgresql-copy" else CFG
+    n = segmentation.segment_customers(dm, mk, d, cfg)
     expected = reference_segment(subscribers, usage, bundles, d, CFG)
     got = _snapshot(mk, d)
     assert n == len(expected)

@@ -2,8 +2,10 @@
 month's cycles while the data mart's usage rows are unchanged, rebuilt on any correction, and the
 snapshot row for row what grouping the usage in the cycle's own statement gives (issue 20 item 1).
 
-Real databases on both routes that can read both sides in one statement: two SQLite files
-(the data mart attached), and one PostgreSQL database holding both (partitions swapped in).
+Real databases on the three routes that use it: two SQLite files (the data mart attached), one
+PostgreSQL database holding both (partitions swapped in), and two PostgreSQL databases (the pivot
+built by COPY into marketing_db, and each cycle the customers' own columns copied across into a
+temporary table to be joined to it: db.land_query's relay).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ CFG = segmentation.load_config()
 INLINE = CFG.model_copy(update={"reuse_usage_pivot": False})
 
 
-@pytest.fixture(params=["sqlite-attach", "postgresql-same"])
+@pytest.fixture(params=["sqlite-attach", "postgresql-same", "postgresql-separate"])
 def mart(request, tmp_path, pg_database_factory):
     if request.param == "sqlite-attach":
         dm = db.make_engine(f"sqlite:///{tmp_path / 'dm.db'}")
         mk = db.make_engine(f"sqlite:///{tmp_path / 'mk.db'}")
-    else:
+    elif request.param == "postgresql-same":
         dm = mk = db.make_engine(pg_database_factory("qz_pivot"))
+    else:
+        dm = db.make_engine(pg_database_factory("qz_pivot_dm"))
+        mk = db.make_engine(pg_database_factory("qz_pivot_mk"))
     generate(dm, N, D, progress=False)
     schema.ensure_schema(mk)
     yield dm, mk
@@ -128,23 +133,28 @@ def test_usage_pivot_missing_rows_are_rebuilt_and_old_months_dropped(mart):
     assert again == inline
 
 
-def test_usage_pivot_is_not_used_across_databases(tmp_path, pg_database_factory):
-    dm = db.make_engine(pg_database_factory("qz_pivot_dm"))
-    mk = db.make_engine(pg_database_factory("qz_pivot_mk"))
+def test_usage_pivot_is_not_used_between_databases_of_different_kinds(tmp_path, pg_database_factory):
+    """A SQLite data mart and a PostgreSQL marketing_db: no statement reads both and no temporary
+    table takes the rows, so every cycle groups the usage itself, and says so."""
+    dm = db.make_engine(f"sqlite:///{tmp_path / 'dm.db'}")
+    mk = db.make_engine(pg_database_factory("qz_pivot_mixed"))
     generate(dm, 500, D, progress=False)
     schema.ensure_schema(mk)
     segmentation.segment_customers(dm, mk, D, CFG)
-    assert "another database" in _detail(mk, D)
+    assert "another kind of database" in _detail(mk, D)
     with mk.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.mkt_usage_pivot)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.mkt_segment_snapshot)).scalar() > 450
     dm.dispose()
     mk.dispose()
 
 
-def test_usage_pivot_takes_hostile_usage_rows_as_they_come(tmp_path, pg_database_factory):
+@pytest.mark.parametrize("separate", [False, True], ids=["same-database", "separate-databases"])
+def test_usage_pivot_takes_hostile_usage_rows_as_they_come(tmp_path, pg_database_factory, separate):
     """A real data mart is views: usage_monthly.msisdn may be text holding anything. Rows that match
     no subscriber change nothing, with the pivot as without it (it once was varchar(11) and failed)."""
-    dm = mk = db.make_engine(pg_database_factory("qz_pivot_hostile"))
+    dm = db.make_engine(pg_database_factory("qz_pivot_hostile"))
+    mk = db.make_engine(pg_database_factory("qz_pivot_hostile_mk")) if separate else dm
     generate(dm, 500, D, progress=False)
     schema.ensure_schema(mk)
     m0 = segmentation.cycle_months(D)[0]
@@ -155,3 +165,24 @@ def test_usage_pivot_takes_hostile_usage_rows_as_they_come(tmp_path, pg_database
     again, inline, detail = _segment_both_ways(dm, mk, D)
     assert "rebuilt" in detail and again == inline and len(again) > 450
     dm.dispose()
+    mk.dispose()
+
+
+def test_usage_pivot_failing_check_fails_the_relayed_cycle_and_keeps_the_last_rows(pg_database_factory):
+    """Across two PostgreSQL databases, a check of the pivot that fails (the data mart's usage
+    unreadable) fails the cycle, and leaves the rows it had and no stage table behind."""
+    dm = db.make_engine(pg_database_factory("qz_pivot_fail_dm"))
+    mk = db.make_engine(pg_database_factory("qz_pivot_fail_mk"))
+    generate(dm, 500, D, progress=False)
+    schema.ensure_schema(mk)
+    segmentation.segment_customers(dm, mk, D, CFG)
+    before = _snapshot(mk, D)
+    _usage(dm, "alter table usage_monthly rename to usage_monthly_gone")
+    with pytest.raises(sa.exc.ProgrammingError, match="usage_monthly"):
+        segmentation.segment_customers(dm, mk, D, CFG)
+    assert _snapshot(mk, D) == before and len(before) > 450
+    with mk.connect() as conn:
+        assert conn.exec_driver_sql("select relname from pg_class where relname like '%%!_stage' escape '!'")\
+            .scalars().all() == ['mkt_cycle_stage']
+    dm.dispose()
+    mk.dispose()

@@ -1,10 +1,13 @@
 {#-
   Stock-customer segmentation (存量客户细分), exactly per spec/segmentation.md.
-  Runs inside the data mart; its rows land in marketing_db.mkt_segment_snapshot.
+  Runs in the data mart, or in marketing_db against the usage pivot and the rows of segment_base.sql
+  (relay_table); its rows land in marketing_db.mkt_segment_snapshot.
 
   Context: cfg (qz_outbound.segmentation.SegmentationConfig), src (table prefix),
   dialect, n_slices, usage_pivot (the table holding segment_usage.sql's rows for M0, or none: then
-  they are computed here). Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month,
+  they are computed here), relay_table (a table in marketing_db holding segment_base.sql's rows for
+  this slice, copied from the data mart when it is another database; or none: the customer's own
+  columns are computed here, by the same macros). Bind parameters: d, m0, m1, m2 (ISO dates), d_year, d_month,
   d_day, and slice when n_slices > 1 (_slice.sql: every base table is cut the same way, so
   slices never overlap).
 
@@ -21,6 +24,8 @@
 {% set eps = '0.0000001' %}
 {% set dims = cfg.stability.dimension_priority %}
 {% import '_slice.sql' as sl %}
+{% import '_segment_base.sql' as base %}
+{% set relay_table = relay_table | default(none) %}
 {% macro in_slice(expr) %}{{ sl.in_slice(d, expr, n_slices) }}{% endmacro %}
 {% macro change_le(x, t) -%}
 (case when {{ x }}_s > 0 then 2 * {{ x }}_m0 - {{ 1 + t }} * {{ x }}_s <= {{ eps }}
@@ -53,50 +58,36 @@ with usage_by_month as (
 {%- endif %}
 ),
 
+{%- if not relay_table %}
 active_bundle as (
-    -- strongest bundle active at D: hard beats soft
-    select
-        msisdn,
-        max(case when bundle_kind = 'hard' then 2 else 1 end) as strength,
-        -- the plan counts hard and soft separately (a customer with both is in both) and package users
-        max(case when bundle_kind = 'hard' then 1 else 0 end) as has_hard,
-        max(case when bundle_kind = 'soft' then 1 else 0 end) as has_soft,
-        max(case when bundle_type = 'package' then 1 else 0 end) as has_package
-    from {{ src }}bundle
-    where start_date <= {{ d.date_param('d') }}
-      and (end_date is null or end_date >= {{ d.date_param('d') }}){{ in_slice('msisdn') }}
-    group by msisdn
+{{- base.active_bundle(d, src, in_slice) }}
 ),
+{%- endif %}
 
 customer as (
     select
-        s.msisdn,
-        s.county_code,
-        s.status,
-        s.market_segment,
-        s.open_date,
-        s.customer_name,
-        s.terminal_type,
+{%- if relay_table %}
+        s.*,  -- the customer's own columns, computed in the data mart (segment_base.sql)
+{%- else %}
+{{- base.columns(d) }},
+{%- endif %}
         coalesce(u.sms_m0, 0) as sms_m0,
-        coalesce(b.has_hard, 0) as has_hard_bundle,
-        coalesce(b.has_soft, 0) as has_soft_bundle,
-        coalesce(b.has_package, 0) as has_package,
-        s.open_date >= {{ d.date_param('m2') }} as is_new,
-        (:d_year - {{ d.year('s.open_date') }}) * 12
-            + (:d_month - {{ d.month('s.open_date') }})
-            - (case when :d_day < {{ d.day('s.open_date') }} then 1 else 0 end) as tenure_months,
         {%- for x in ['spend', 'voice', 'data'] %}
         coalesce(u.{{ x }}_m0, 0) as {{ x }}_m0,
-        coalesce(u.{{ x }}_s, 0) as {{ x }}_s,
+        coalesce(u.{{ x }}_s, 0) as {{ x }}_s{{ ',' if not loop.last }}
         {%- endfor %}
-        b.strength as bundle_strength
+{%- if relay_table %}
+    from {{ relay_table }} as s
+    left join usage_by_month as u
+        on u.msisdn = s.msisdn
+{%- else %}
     from {{ src }}subscriber as s
     left join usage_by_month as u
         on u.msisdn = s.msisdn
     left join active_bundle as b
         on b.msisdn = s.msisdn
-    where s.status <> 'cancelled'
-      and s.open_date <= {{ d.date_param('d') }}{{ in_slice('s.msisdn') }}
+    where {{ base.segmented(d, in_slice) }}
+{%- endif %}
     {{ d.fence('s.msisdn') }}  -- tenure_months and the M0 values once per customer, not once per use below
 ),
 
