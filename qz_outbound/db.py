@@ -474,7 +474,7 @@ def _result_columns(sconn: Connection, query: str) -> str:
     source reports them (a domain as its base type; a type of the source's own, an enum say, as
     text, which is how COPY writes it anyway)."""
     cur = sconn.connection.driver_connection.cursor()
-    cur.execute(f"select * from ({query}) as q limit 0")
+    cur.execute(f"select * from ({query}) as q where false")   # planned, not run (nor compiled)
     names = [c.name for c in cur.description]
     cur.execute(
         "select case when b < 16384 then format_type(b, null) else 'text' end "   # 16384: the first non-built-in oid
