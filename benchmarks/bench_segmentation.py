@@ -193,7 +193,7 @@ def main() -> None:
         migrations.upgrade(mk)   # what the init job does: tasks never create tables
         segmentation.segment_customers(dm, mk, D - dt.timedelta(days=1), inline)  # a previous cycle present
         runs = [("usage grouped in the statement", inline)]
-        if db.one_statement_reads_both(dm, mk) or db.can_relay(dm, mk):   # where segmentation.usage_pivot works
+        if segmentation.pivot_reachable(dm, mk):
             runs += [("month's first cycle: usage pivot built", cfg), ("later cycle: usage pivot reused", cfg)]
         for how, run_cfg in runs:
             forget_cycle(mk)   # each timed run is the day's first run of D, as in the daily cycle, not a re-run

@@ -95,7 +95,7 @@ def main() -> None:
     names = PHASES | PIVOT_PHASES
     runs = [("usage grouped inline", cfg.model_copy(update={"reuse_usage_pivot": False})),
             ("usage pivot built", cfg)] + [("usage pivot reused", cfg)] * args.repeat
-    if not (db.one_statement_reads_both(dm, mk) or db.can_relay(dm, mk)):   # segmentation.usage_pivot's test
+    if not segmentation.pivot_reachable(dm, mk):
         runs = [("usage grouped inline (no pivot between these databases)", cfg)] * (1 + args.repeat)
     for label, run_cfg in runs:
         if label == "usage pivot built":   # forget the month's pivot: this run builds it, as a month's first cycle

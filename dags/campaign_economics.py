@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import task
-from qz_dags import CONTACTS, cron, outbound_dag
+from qz_dags import CONTACTS, check_config, cron, outbound_dag
 
 
 @outbound_dag(
@@ -38,12 +38,6 @@ from qz_dags import CONTACTS, cron, outbound_dag
     task_defaults={"pool": "marketing_db"},
 )
 def campaign_economics():
-    @task(retries=0)
-    def check_config() -> dict:
-        from qz_db_hook import check_connections
-
-        return check_connections()   # config files, both databases (marketing_db at head), the smsc
-
     @task(inlets=[CONTACTS])
     def measure_economics(_checked: dict, logical_date=None) -> dict:
         from qz_db_hook import DATAMART, MARKETING_DB, engine_for

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import task
-from qz_dags import cron, outbound_dag
+from qz_dags import check_config, cron, outbound_dag
 
 
 @outbound_dag(
@@ -39,12 +39,6 @@ from qz_dags import cron, outbound_dag
     task_defaults={"pool": "marketing_db"},
 )
 def usage_pivot():
-    @task(retries=0)
-    def check_config() -> dict:
-        from qz_db_hook import check_connections
-
-        return check_connections()   # config files, both databases (marketing_db at head), the smsc
-
     @task
     def refresh_usage_pivot(_checked: dict, logical_date=None) -> dict:
         from qz_db_hook import DATAMART, MARKETING_DB, engine_for

@@ -6,6 +6,8 @@
   DAG can fail without alerting HQ;
 * :func:`cron` is a cron trigger timetable in that timezone (the run at 05:00 on 23 Nov carries
   23 Nov as its logical date);
+* :func:`check_config` is the first task of a DAG that needs nothing but the common check (every
+  config file, the three connections, marketing_db at head); DAGs that report more declare their own;
 * the :class:`~airflow.sdk.Asset` definitions that connect DAGs, defined once and imported by the
   DAGs that produce or consume them and by the county portal plugin, which records an event on
   :data:`CALL_OUTCOMES` when an upload loads rows (if the URIs drifted apart, uploads would silently
@@ -21,7 +23,7 @@ import datetime as dt
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, CronTriggerTimetable, dag
+from airflow.sdk import Asset, CronTriggerTimetable, dag, task
 from qz_alerts import on_task_failure
 
 TIMEZONE = "Asia/Shanghai"
@@ -64,3 +66,12 @@ def outbound_dag(dag_id: str, *, schedule: Any, doc_md: str | None, tags: list[s
                                   **(task_defaults or {})),
         **dag_kwargs,
     )
+
+
+@task(retries=0)
+def check_config() -> dict:
+    """Every config file HQ edits and the three connections (both databases reachable, marketing_db at
+    the head revision, the smsc's fields); a failure stops the run here (no retry: a typo stays a typo)."""
+    from qz_db_hook import check_connections
+
+    return check_connections()

@@ -187,6 +187,12 @@ def _pivot_lock(marketing: Engine, m0: dt.date):
         yield
 
 
+def pivot_reachable(datamart: Engine, marketing: Engine) -> bool:
+    """Whether segmentation can read the usage pivot (in marketing_db) together with the data mart's
+    tables: one statement reads both, or the data mart's rows can be relayed into marketing_db."""
+    return db.one_statement_reads_both(datamart, marketing) or db.can_relay(datamart, marketing)
+
+
 def usage_pivot(datamart: Engine, marketing: Engine, cycle_date: dt.date,
                 cfg: SegmentationConfig) -> tuple[str | None, str]:
     """The table segmentation reads the cycle's three months of usage from, current with the data
@@ -207,7 +213,7 @@ def usage_pivot(datamart: Engine, marketing: Engine, cycle_date: dt.date,
     """
     if not cfg.reuse_usage_pivot:
         return None, "usage grouped in the cycle's own statement (reuse_usage_pivot: false)"
-    if not (db.one_statement_reads_both(datamart, marketing) or db.can_relay(datamart, marketing)):
+    if not pivot_reachable(datamart, marketing):
         return None, "usage grouped in the cycle's own statement (the data mart is another kind of database)"
     m0 = cycle_months(cycle_date)[0]
     src = schema.mkt_usage_pivot_source
