@@ -17,13 +17,14 @@ Jinja macros; the SQL that states business rules is written once.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -438,24 +439,84 @@ def _each_slice(one, n_slices: int) -> int:
         return sum(pool.map(one, range(n_slices)))
 
 
+def _copy_out(sconn: Connection, query: str, chunk: int) -> Iterator[bytearray]:
+    """``query``'s rows as COPY writes them (text format), in chunks of at least ``chunk`` bytes.
+
+    Read with libpq's own calls (psycopg.pq): psycopg's ``Copy.read`` runs a generator and a wait
+    per row, nearly twice this loop's CPU (3.5-3.7 s against 1.8-2.2 s for the 3.1 M rows, 212 MB,
+    of a segmentation slice; benchmarks/results/segmentation.md). Closed early (an error in the
+    consumer), it cancels the COPY and drains it, so the connection can roll back as usual."""
+    import select
+
+    import psycopg
+    from psycopg import pq
+
+    driver = sconn.connection.driver_connection
+    pg = driver.pgconn
+
+    def wait() -> None:
+        select.select([pg.socket], [], [])
+        pg.consume_input()
+
+    def result() -> pq.abc.PGresult | None:
+        while pg.is_busy():
+            wait()
+        return pg.get_result()
+
+    def check(res: pq.abc.PGresult, status: pq.ExecStatus) -> None:
+        if res.status != status:
+            raise psycopg.errors.error_from_result(res, encoding=driver.info.encoding)
+
+    pg.send_query(f"copy ({query}) to stdout".encode())
+    while pg.flush():
+        select.select([], [pg.socket], [])
+    res = result()
+    if res.status != pq.ExecStatus.COPY_OUT:
+        while result() is not None:
+            pass
+        check(res, pq.ExecStatus.COPY_OUT)
+    done = False
+    try:
+        pending = bytearray()
+        get = pg.get_copy_data
+        while True:
+            nbytes, data = get(1)
+            if nbytes > 0:
+                pending += data
+                if len(pending) >= chunk:
+                    yield pending
+                    pending = bytearray()
+            elif nbytes == 0:
+                wait()
+            else:
+                break
+        done = True
+        if pending:
+            yield pending
+    finally:
+        if not done:   # stopped mid-stream: stop the server and drop the rest
+            driver.cancel_safe()
+            while (nbytes := pg.get_copy_data(1)[0]) >= 0:
+                if nbytes == 0:
+                    wait()
+        ends = []
+        while (res := result()) is not None:
+            ends.append(res)
+    if ends:
+        check(ends[0], pq.ExecStatus.COMMAND_OK)
+
+
 def _copy(sconn: Connection, query: str, dconn: Connection, into: str, chunk: int = 1 << 20) -> int:
     """COPY ``query``'s rows out of one PostgreSQL connection into ``into`` on another, raw bytes.
 
     COPY hands over one row per read; they are passed on in chunks of ``chunk`` bytes, not one
-    call per row (a third less of this process's CPU: 2.0 s against 3.3 s for 3.1 M rows, time
-    the databases' own processes lack on a small machine)."""
-    scur = sconn.connection.driver_connection.cursor()
+    call per row, read with libpq's calls (``_copy_out``): this process's CPU is time the
+    databases' own processes lack on a small machine."""
     dcur = dconn.connection.driver_connection.cursor()
-    pending = bytearray()
-    with scur.copy(f"copy ({query}) to stdout") as out, dcur.copy(f"copy {into} from stdin") as sink:
-        for row in out:
-            pending += row
-            if len(pending) >= chunk:
-                sink.write(pending)
-                pending = bytearray()
-        if pending:
-            sink.write(pending)
-    return scur.rowcount
+    with dcur.copy(f"copy {into} from stdin") as sink, contextlib.closing(_copy_out(sconn, query, chunk)) as rows:
+        for block in rows:
+            sink.write(block)
+    return dcur.rowcount
 
 
 def _copy_slices(src: Engine, dst: Engine, select_sql: str, params: Mapping[str, Any], table: str, cols: str,

@@ -4,6 +4,10 @@ and wherever the stream's chunks happen to cut them. Two real databases on the t
 
 from __future__ import annotations
 
+import contextlib
+import time
+
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -51,3 +55,59 @@ def test_copy_relay_passes_hostile_rows_through_any_chunking(two_databases, chun
     assert [tuple(r) for r in got] == [(*row, "350582", "gold") for row in HOSTILE]
     assert types == {"id": "integer", "a": "text", "b": "text", "d": "date",
                      "c": "character varying", "k": "text"}
+
+
+def _usable(sconn) -> bool:
+    """The source connection after a failed copy: rolled back, it runs statements again."""
+    sconn.rollback()
+    return sconn.exec_driver_sql("select count(*) from t").scalar() == len(HOSTILE)
+
+
+@pytest.mark.parametrize("query, error", [
+    ("select id, nosuchcolumn from t", "nosuchcolumn"),   # refused before any row
+    ("select id, 10 / (id - 3) as x from t order by id", "division by zero"),   # fails at the third row
+])
+def test_copy_relay_source_error_is_raised_and_connection_recovers(two_databases, query, error):
+    src, dst = two_databases
+    with src.connect() as sconn, dst.begin() as dconn:
+        dconn.exec_driver_sql("create temporary table r (id integer, x integer) on commit drop")
+        with pytest.raises(Exception, match=error):
+            db._copy(sconn, query, dconn, "r", chunk=1)
+        assert _usable(sconn)
+
+
+def test_copy_relay_destination_error_stops_the_source_and_connection_recovers(two_databases):
+    """The destination refuses a row mid-stream (text into an integer column): its error is raised,
+    the source's COPY is cancelled and drained, and nothing half-copied is left behind."""
+    src, dst = two_databases
+    # 50,000 rows: the refusal comes while the source is still sending
+    query = "select g, case when g = 4 then 'x' else cast(g as text) end from generate_series(1, 50000) as g"
+    with src.connect() as sconn:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation, match='line 4, column x: "x"'):
+            with dst.begin() as dconn:
+                dconn.exec_driver_sql("create temporary table r (id integer, x integer) on commit drop")
+                db._copy(sconn, query, dconn, "r", chunk=1)
+        assert _usable(sconn)
+
+
+def test_copy_relay_reader_stopped_midstream_cancels_the_source(two_databases):
+    """A consumer that gives up after three rows: the source's COPY is cancelled, not read to its
+    end (from the sixth row on each row takes a minute to come), and the connection runs
+    statements again."""
+    src, _ = two_databases
+    # 64 kB rows, so that the server's output buffer sends each as it comes
+    query = ("select g, repeat('x', 65536) from generate_series(1, 100) as g "
+             "where pg_sleep(case when g > 5 then 60 else 0 end) is not null")
+    with src.connect() as sconn:
+        sconn.exec_driver_sql("set statement_timeout = '30s'")   # a copy read to its end fails below, not hangs
+        got = []
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="consumer gave up"):
+            with contextlib.closing(db._copy_out(sconn, query, 1)) as rows:
+                for block in rows:
+                    got.append(bytes(block))
+                    if len(got) == 3:
+                        raise RuntimeError("consumer gave up")
+        assert time.monotonic() - started < 15   # cancelled, not drained until the timeout
+        assert got == [f"{g}\t{'x' * 65536}\n".encode() for g in (1, 2, 3)]
+        assert _usable(sconn)
