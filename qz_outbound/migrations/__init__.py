@@ -195,8 +195,35 @@ class _Expect:
     fillfactor: int | None
 
 
+def _key_and_collation_differences(conn: Connection, table: sa.Table) -> list[str]:
+    """PostgreSQL: the primary key's column order (``info["postgresql_primary_key"]`` where it is not
+    the models' order) and each text column's collation (none: the database's)."""
+    problems = []
+    want_key = list(table.info.get("postgresql_primary_key") or [c.name for c in table.primary_key.columns])
+    have_key = conn.execute(sa.text(
+        "select array_agg(a.attname::text order by array_position(i.indkey, a.attnum)) from pg_index i "
+        "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) "
+        "where i.indrelid = cast(:t as regclass) and i.indisprimary"), {"t": table.name}).scalar() or []
+    if want_key and have_key != want_key:
+        problems.append(f"table {table.name}: primary key ({', '.join(have_key)}) in the database, "
+                        f"({', '.join(want_key)}) in the models")
+    have = dict(conn.execute(sa.text(
+        "select a.attname, case when a.attcollation = 100 then null else c.collname end "   # 100: default
+        "from pg_attribute a left join pg_collation c on c.oid = a.attcollation "
+        "where a.attrelid = cast(:t as regclass) and a.attnum > 0 and not a.attisdropped "
+        "and a.attcollation <> 0"), {"t": table.name}).all())
+    for column in table.columns:
+        if column.name in have:
+            want = getattr(column.type.dialect_impl(conn.dialect), "collation", None)
+            if have[column.name] != want:
+                problems.append(f"column {table.name}.{column.name}: collation {have[column.name] or 'default'} "
+                                f"in the database, {want or 'default'} in the models")
+    return problems
+
+
 def _dialect_differences(conn: Connection, metadata: sa.MetaData) -> list[str]:
-    """What Alembic's comparison does not see: partitioning, fillfactor, partial-index predicates."""
+    """What Alembic's comparison does not see: partitioning, fillfactor, partial-index predicates,
+    and on PostgreSQL the primary key's column order and text columns' collations."""
     problems = []
     existing = set(sa.inspect(conn).get_table_names())
     for table in metadata.sorted_tables:
@@ -223,6 +250,7 @@ def _dialect_differences(conn: Connection, metadata: sa.MetaData) -> list[str]:
             if have_ff != (int(expect.fillfactor) if expect.fillfactor else None):
                 problems.append(f"table {table.name}: fillfactor {have_ff or 'default'} in the database, "
                                 f"{expect.fillfactor or 'default'} in the models")
+            problems += _key_and_collation_differences(conn, table)
         for index in table.indexes:
             partial = index.dialect_options[conn.dialect.name].get("where") is not None
             if conn.dialect.name == "postgresql":

@@ -262,3 +262,56 @@ def test_models_match_the_head_revision(url):
     migrations.upgrade(engine)
     assert migrations.check(engine) == []
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_msisdn_key_revision_rekeys_partitions_with_rows_and_check_sees_the_order(pg_database_factory):
+    """0015 (PostgreSQL): the snapshot's and the pivot's customer number compared as "C" and leading
+    their primary keys, on every partition already there, no row lost, uniqueness still enforced;
+    a key put back in the old order by hand is what `db check` reports."""
+    engine = db.make_engine(pg_database_factory("qz_migkey"))
+    migrations.upgrade(engine, "0014_usage_pivot")
+    with engine.begin() as c:
+        for day in ("2026-11-22", "2026-11-23"):
+            stage = f"mkt_segment_snapshot_{day.replace('-', '')}"
+            c.exec_driver_sql(f"create table {stage} (like mkt_segment_snapshot including defaults)")
+            c.exec_driver_sql(f"alter table mkt_segment_snapshot attach partition {stage} for values in ('{day}')")
+            c.execute(sa.text(
+                "insert into mkt_segment_snapshot (cycle_date, msisdn, county_code, stability_type, spend_tier, "
+                "voice_tier, data_tier, tenure_tier, segment_code, status, tenure_months, spend_m0, voice_m0, "
+                "data_m0, open_date) select cast(:d as date), '139' || lpad(g::text, 8, '0'), '350502', '1', 1, 1, "
+                "1, 1, '1-P01V01D01T01', 'active', 12, 1, 1, 1, date '2025-01-01' from generate_series(1, 300) g"),
+                {"d": day})
+        c.exec_driver_sql("create table mkt_usage_pivot_20261001 partition of mkt_usage_pivot "
+                          "for values in ('2026-10-01')")
+        c.exec_driver_sql("insert into mkt_usage_pivot (usage_month, msisdn, spend_m0) "
+                          "select date '2026-10-01', '139' || lpad(g::text, 8, '0'), g from generate_series(1, 300) g")
+    assert "column mkt_segment_snapshot.msisdn: collation default in the database, C in the models" \
+        in migrations.check(engine)
+
+    assert migrations.upgrade(engine) == migrations.head()
+    assert migrations.check(engine) == []
+    with engine.connect() as c:
+        keys = dict(c.execute(sa.text(
+            "select c.relname, pg_get_indexdef(i.indexrelid) from pg_index i join pg_class c on c.oid = i.indrelid "
+            "where i.indisprimary and (c.relname like 'mkt_segment_snapshot%' or c.relname like 'mkt_usage_pivot%') "
+            "and c.relname <> 'mkt_usage_pivot_source'")).all())
+        collations = set(c.execute(sa.text(
+            "select coalesce(co.collname, 'default') from pg_attribute a join pg_class t on t.oid = a.attrelid "
+            "left join pg_collation co on co.oid = a.attcollation and a.attcollation <> 100 "
+            "where a.attname = 'msisdn' and (t.relname like 'mkt_segment_snapshot%' "
+            "or t.relname like 'mkt_usage_pivot%') and t.relkind in ('r', 'p')")).scalars())
+        counts = c.exec_driver_sql("select (select count(*) from mkt_segment_snapshot), "
+                                   "(select count(*) from mkt_usage_pivot)").one()
+    assert len(keys) == 5   # both parents and their three partitions
+    assert all("(msisdn, cycle_date)" in k or "(msisdn, usage_month)" in k for k in keys.values()), keys
+    assert collations == {"C"} and tuple(counts) == (600, 300)
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as c:
+        c.exec_driver_sql("insert into mkt_segment_snapshot select * from mkt_segment_snapshot limit 1")
+
+    with engine.begin() as c:
+        c.exec_driver_sql("alter table mkt_usage_pivot drop constraint mkt_usage_pivot_pkey")
+        c.exec_driver_sql("alter table mkt_usage_pivot add primary key (usage_month, msisdn)")
+    assert migrations.check(engine) == [
+        "table mkt_usage_pivot: primary key (usage_month, msisdn) in the database, (msisdn, usage_month) in the models"]
+    engine.dispose()
