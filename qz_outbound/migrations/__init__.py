@@ -200,10 +200,7 @@ def _key_and_collation_differences(conn: Connection, table: sa.Table) -> list[st
     the models' order) and each text column's collation (none: the database's)."""
     problems = []
     want_key = list(table.info.get("postgresql_primary_key") or [c.name for c in table.primary_key.columns])
-    have_key = conn.execute(sa.text(
-        "select array_agg(a.attname::text order by array_position(i.indkey, a.attnum)) from pg_index i "
-        "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) "
-        "where i.indrelid = cast(:t as regclass) and i.indisprimary"), {"t": table.name}).scalar() or []
+    have_key = sa.inspect(conn).get_pk_constraint(table.name)["constrained_columns"]   # in the key's order
     if want_key and have_key != want_key:
         problems.append(f"table {table.name}: primary key ({', '.join(have_key)}) in the database, "
                         f"({', '.join(want_key)}) in the models")
